@@ -1,0 +1,1 @@
+//! The media pipeline (filled in by its owner).

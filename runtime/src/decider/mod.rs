@@ -1,0 +1,1 @@
+//! Workflow definitions -> decisions (filled in by its owner).

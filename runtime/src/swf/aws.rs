@@ -1,0 +1,1 @@
+//! The aws-sdk-swf implementation of the SWF boundary (owned by the worker owner; placeholder).

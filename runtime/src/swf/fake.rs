@@ -1,0 +1,1 @@
+//! An in-memory fake of the SWF boundary for unit tests (placeholder).

@@ -1,0 +1,1 @@
+//! Activity workers (filled in by its owner).

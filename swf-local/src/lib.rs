@@ -1,0 +1,1 @@
+//! swf-local: see crate docs (filled in by its owner).

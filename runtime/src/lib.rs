@@ -6,7 +6,17 @@
 //! - [`worker`]: activity pollers, handler dispatch, heartbeats, cancellation and drain;
 //! - [`telemetry`]: field and metric names, telemetry events, log shipping, traces and metrics.
 
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod decider;
+pub mod demo;
+pub mod envelope;
+pub mod inject;
+pub mod manual;
+pub mod pipeline;
 pub mod swf;
 pub mod telemetry;
 pub mod worker;

@@ -1,5 +1,5 @@
-//! The `swf-runtime` binary: parse configuration, set up telemetry, build the app, wait for a signal.
+//! The `swf-runtime` binary: everything lives in the library; this only hands over the process.
 
-fn main() {
-    println!("swf-runtime: under construction");
+fn main() -> std::process::ExitCode {
+    swf_runtime::commands::main()
 }

@@ -2,6 +2,389 @@
 //!
 //! `fields` and `metrics` are the single source of truth for names; dashboards, the Logstash
 //! template and the alert rules are tested against what these emit.
+//!
+//! Lifecycle: `main` calls [`init`] once, inside the Tokio runtime (the gRPC exporter needs it),
+//! before anything logs; it installs one global `tracing` subscriber made of
+//! - an env filter (`RUST_LOG` wins over `log_level`),
+//! - the OpenTelemetry layer when OTLP is configured ([`otlp`]),
+//! - the JSON log layer ([`json`]) writing to stdout, a rotating file ([`file`]) and Logstash
+//!   ([`logstash`]).
+//!
+//! The returned [`TelemetryGuard`] owns the background writers; dropping it (or better,
+//! `shutdown().await`) flushes the local log files, spools what Logstash has not taken yet, and
+//! exports the spans still queued. Metrics and `/healthz` are served separately by
+//! [`serve_metrics`], because tests and benchmarks want them without a global subscriber.
 
+pub mod events;
 pub mod fields;
+pub mod file;
+pub mod json;
+pub mod logstash;
 pub mod metrics;
+pub mod otlp;
+pub mod search;
+pub mod server;
+pub mod spool;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::EnvFilter;
+
+pub use json::{JsonLogLayer, LineSink};
+pub use otlp::{
+    execution_context, execution_span_context, export_execution_root_span, set_execution_parent,
+};
+pub use search::{parse_since, render_timeline, search_logs, SearchError};
+pub use server::{serve_metrics, HealthState, MetricsServer};
+
+/// Wire protocol of the OTLP trace exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC (default port 4317).
+    #[default]
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies (default port 4318, path `/v1/traces`).
+    Http,
+}
+
+/// Everything about logs, traces and metrics; the `[telemetry]` table of the config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Off installs nothing at all (for benchmarking the runtime without telemetry).
+    pub enabled: bool,
+    /// `service.name` on every log line and the OTLP resource.
+    pub service_name: String,
+    /// An env-filter directive (`info`, `swf_runtime=debug,info`); `RUST_LOG` wins when set.
+    pub log_level: String,
+    /// JSON lines on stdout (for journald).
+    pub log_stdout: bool,
+    /// Directory of the rotating JSON log files that `swf-runtime logs` searches; none = no files.
+    pub log_dir: Option<PathBuf>,
+    /// A log file is rotated once it reaches this size.
+    pub log_file_max_bytes: u64,
+    /// Rotated files kept besides the current one; older ones are deleted.
+    pub log_files_kept: usize,
+    /// `host:port` of a Logstash `tcp` input with the `json_lines` codec; none = no shipping.
+    pub logstash_addr: Option<String>,
+    /// Where lines wait while Logstash is unreachable; default `<log_dir>/logstash-spool`, else
+    /// `logstash-spool` in the working directory.
+    pub logstash_spool_dir: Option<PathBuf>,
+    /// Lines arriving while the spool holds this much are dropped (and counted).
+    pub logstash_spool_max_bytes: u64,
+    /// Lines buffered in memory in front of the shipper; beyond this they are dropped (and
+    /// counted) so that logging never blocks the work.
+    pub logstash_queue_lines: usize,
+    /// Reconnect backoff: first delay, doubled up to `logstash_backoff_max_ms`.
+    pub logstash_backoff_min_ms: u64,
+    pub logstash_backoff_max_ms: u64,
+    /// OTLP endpoint (`http://collector:4317` for gRPC, `http://collector:4318` for HTTP); when
+    /// unset, traces are exported only if `OTEL_EXPORTER_OTLP_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set.
+    pub otlp_endpoint: Option<String>,
+    pub otlp_protocol: OtlpProtocol,
+    /// Extra headers (authentication) sent with every export; `OTEL_EXPORTER_OTLP_HEADERS` also
+    /// applies.
+    pub otlp_headers: BTreeMap<String, String>,
+    /// One export attempt is abandoned (and its spans counted as dropped) after this long.
+    pub otlp_timeout_ms: u64,
+    /// Where `/metrics` and `/healthz` are served.
+    pub metrics_addr: SocketAddr,
+    /// Serving metrics beyond loopback must be asked for explicitly.
+    pub metrics_allow_non_loopback: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            enabled: true,
+            service_name: "swf-runtime".into(),
+            log_level: "info".into(),
+            log_stdout: true,
+            log_dir: None,
+            log_file_max_bytes: 64 * 1024 * 1024,
+            log_files_kept: 10,
+            logstash_addr: None,
+            logstash_spool_dir: None,
+            logstash_spool_max_bytes: 512 * 1024 * 1024,
+            logstash_queue_lines: 65_536,
+            logstash_backoff_min_ms: 100,
+            logstash_backoff_max_ms: 30_000,
+            otlp_endpoint: None,
+            otlp_protocol: OtlpProtocol::Grpc,
+            otlp_headers: BTreeMap::new(),
+            otlp_timeout_ms: 10_000,
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            metrics_allow_non_loopback: false,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// The spool directory actually used (see `logstash_spool_dir`).
+    pub fn effective_spool_dir(&self) -> PathBuf {
+        match (&self.logstash_spool_dir, &self.log_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(log_dir)) => log_dir.join("logstash-spool"),
+            (None, None) => PathBuf::from("logstash-spool"),
+        }
+    }
+
+    /// Whether traces are exported: configured endpoint or the standard environment variables.
+    pub fn otlp_enabled(&self) -> bool {
+        self.otlp_endpoint.as_deref().is_some_and(|e| !e.is_empty())
+            || [
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            ]
+            .iter()
+            .any(|var| std::env::var(var).is_ok_and(|v| !v.is_empty()))
+    }
+}
+
+/// Why telemetry could not be set up; each variant says what the operator should fix.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// A setting is wrong: fix the `[telemetry]` configuration.
+    #[error("invalid telemetry configuration: {0}")]
+    InvalidConfig(String),
+    /// Another global subscriber exists: call `init` once per process.
+    #[error("a global tracing subscriber is already installed: {0}")]
+    AlreadyInstalled(String),
+    /// A log or spool file could not be used: check the directory exists and is writable.
+    #[error("cannot use {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The OTLP exporter could not be built: check the endpoint and headers.
+    #[error("cannot build the OTLP exporter: {0}")]
+    Otlp(String),
+    /// The Prometheus recorder could not be built.
+    #[error("cannot install the Prometheus recorder: {0}")]
+    Metrics(String),
+    /// The metrics port is taken or not allowed: pick another `metrics_addr`.
+    #[error("cannot serve metrics on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+}
+
+/// Owns the background log writers and the tracer provider; flushes everything when dropped.
+#[must_use = "dropping the guard stops log shipping and trace export"]
+pub struct TelemetryGuard {
+    local: Option<Arc<file::LocalWriter>>,
+    shipper: Option<Arc<logstash::LogstashShipper>>,
+    tracer: Option<otlp::TracerHandle>,
+}
+
+impl TelemetryGuard {
+    /// A guard that owns nothing (telemetry disabled).
+    pub fn disabled() -> Self {
+        TelemetryGuard {
+            local: None,
+            shipper: None,
+            tracer: None,
+        }
+    }
+
+    /// Waits (at most `timeout`) until every line logged so far is in the local log file and on
+    /// stdout; false on timeout. Logstash and OTLP keep their own pace (see `shutdown`).
+    pub fn flush_local(&self, timeout: Duration) -> bool {
+        self.local.as_ref().is_none_or(|l| l.flush(timeout))
+    }
+
+    /// The Logstash shipper's counters, when shipping is configured.
+    pub fn logstash_stats(&self) -> Option<logstash::StatsSnapshot> {
+        self.shipper.as_ref().map(|s| s.stats())
+    }
+
+    /// Flushes and stops everything without blocking the async runtime's worker threads.
+    pub async fn shutdown(mut self) {
+        let local = self.local.take();
+        let shipper = self.shipper.take();
+        let tracer = self.tracer.take();
+        // Exporting the last spans and joining writer threads block; the gRPC exporter's own
+        // tasks must keep running on the runtime meanwhile, hence a blocking thread.
+        let joined = tokio::task::spawn_blocking(move || finish(local, shipper, tracer)).await;
+        if let Err(err) = joined {
+            eprintln!("telemetry shutdown panicked: {err}");
+        }
+    }
+}
+
+fn finish(
+    local: Option<Arc<file::LocalWriter>>,
+    shipper: Option<Arc<logstash::LogstashShipper>>,
+    tracer: Option<otlp::TracerHandle>,
+) {
+    if let Some(tracer) = tracer {
+        tracer.shutdown();
+    }
+    if let Some(shipper) = shipper {
+        shipper.shutdown(Duration::from_secs(5));
+    }
+    if let Some(local) = local {
+        local.shutdown();
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        let (local, shipper, tracer) = (self.local.take(), self.shipper.take(), self.tracer.take());
+        if local.is_none() && shipper.is_none() && tracer.is_none() {
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Inside the runtime a blocking flush could starve the exporter it waits for.
+            std::thread::spawn(move || finish(local, shipper, tracer))
+                .join()
+                .ok();
+        } else {
+            finish(local, shipper, tracer);
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Installs the global subscriber described by `cfg` and starts the background writers.
+///
+/// Must run inside a Tokio runtime when OTLP over gRPC is configured.
+pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
+    if !cfg.enabled {
+        return Ok(TelemetryGuard::disabled());
+    }
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directive) if !directive.is_empty() => EnvFilter::try_new(&directive)
+            .map_err(|e| TelemetryError::InvalidConfig(format!("RUST_LOG={directive}: {e}")))?,
+        _ => EnvFilter::try_new(&cfg.log_level).map_err(|e| {
+            TelemetryError::InvalidConfig(format!("log_level {:?}: {e}", cfg.log_level))
+        })?,
+    };
+
+    let mut sinks: Vec<Arc<dyn LineSink>> = Vec::new();
+    let local = file::LocalWriter::start(
+        cfg.log_stdout,
+        cfg.log_dir.as_deref(),
+        cfg.log_file_max_bytes,
+        cfg.log_files_kept,
+    )?;
+    let local = local.map(Arc::new);
+    if let Some(local) = &local {
+        sinks.push(local.clone());
+    }
+    let shipper = match &cfg.logstash_addr {
+        Some(addr) => {
+            let shipper = Arc::new(logstash::LogstashShipper::start(
+                logstash::ShipperConfig::from_telemetry(addr, cfg),
+            )?);
+            sinks.push(shipper.clone());
+            Some(shipper)
+        }
+        None => None,
+    };
+
+    let tracer = if cfg.otlp_enabled() {
+        Some(otlp::TracerHandle::from_config(cfg)?)
+    } else {
+        None
+    };
+    let json = JsonLogLayer::new(&cfg.service_name, &host_name(), sinks);
+    let otel_layer = tracer.as_ref().map(|t| {
+        tracing_opentelemetry::layer()
+            .with_tracer(t.tracer())
+            .with_location(false)
+            .with_threads(false)
+    });
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(otel_layer)
+        .with(json);
+    tracing::subscriber::set_global_default(subscriber)
+        .map_err(|e| TelemetryError::AlreadyInstalled(e.to_string()))?;
+    if let Some(t) = &tracer {
+        otlp::set_global_tracer(t);
+    }
+    Ok(TelemetryGuard {
+        local,
+        shipper,
+        tracer,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parses_from_toml_and_refuses_unknown_keys() {
+        let cfg: TelemetryConfig = toml::from_str(
+            r#"
+            service_name = "worker-a"
+            log_dir = "/var/log/swf-runtime"
+            logstash_addr = "logstash:5000"
+            otlp_endpoint = "http://collector:4318"
+            otlp_protocol = "http"
+            otlp_headers = { authorization = "Bearer x" }
+            metrics_addr = "127.0.0.1:9500"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.otlp_protocol, OtlpProtocol::Http);
+        assert_eq!(cfg.metrics_addr.port(), 9500);
+        assert_eq!(
+            cfg.effective_spool_dir(),
+            PathBuf::from("/var/log/swf-runtime/logstash-spool")
+        );
+        assert!(cfg.log_stdout, "unset keys keep their defaults");
+        let err = toml::from_str::<TelemetryConfig>("log_levl = \"debug\"").unwrap_err();
+        assert!(err.to_string().contains("log_levl"), "{err}");
+    }
+
+    #[test]
+    fn disabled_telemetry_installs_nothing() {
+        let guard = init(&TelemetryConfig {
+            enabled: false,
+            ..TelemetryConfig::default()
+        })
+        .unwrap();
+        assert!(guard.flush_local(Duration::from_millis(1)));
+        assert!(guard.logstash_stats().is_none());
+    }
+
+    #[test]
+    fn a_bad_log_level_is_a_config_error() {
+        if std::env::var("RUST_LOG").is_ok() {
+            return; // RUST_LOG wins over log_level by design
+        }
+        let err = init(&TelemetryConfig {
+            log_level: "info,=[".into(),
+            ..TelemetryConfig::default()
+        })
+        .err()
+        .expect("refused");
+        assert!(matches!(err, TelemetryError::InvalidConfig(_)), "{err}");
+    }
+}

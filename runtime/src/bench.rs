@@ -1,0 +1,449 @@
+//! `swf-runtime bench`: throughput and latency of the pipeline's shape on an endpoint.
+//!
+//! Registers a bench domain and a VideoProcessing-shaped workflow (four stages, B and C in
+//! parallel) whose handlers only wait their configured milliseconds, hosts the decider and workers
+//! in this process, keeps at most `--concurrency` executions open, and reads every latency from the
+//! executions' own histories afterwards (so the figures are SWF's timestamps, the same for any
+//! endpoint). With no endpoint it uses the embedded swf-local, in this process.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::app::{self, Embed};
+use crate::cli::BenchArgs;
+use crate::commands::{fetch_history, CommandError};
+use crate::config::Config;
+use crate::decider::{
+    ActivityTimeouts, DagWorkflow, DecideError, DeciderPoller, RetryPolicy, Stage, Workflow,
+    WorkflowHistory, WorkflowRegistry,
+};
+use crate::swf::model::EventAttributes;
+use crate::swf::{
+    ActivityTypeRegistration, Decision, StartWorkflow, SwfClient, SwfError, TypeRef,
+    WorkflowExecution, WorkflowTypeRegistration,
+};
+use crate::worker::{ActivityOutcome, ActivityRegistry, ActivityWorker, FnHandler, WorkerConfig};
+
+const BENCH_TASK_LIST: &str = "bench";
+const BENCH_DECIDER_TASK_LIST: &str = "bench-decider";
+const STAGES: [&str; 4] = ["stage_a", "stage_b", "stage_c", "stage_d"];
+
+/// The figures `--json` prints.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchReport {
+    pub executions: usize,
+    pub completed: usize,
+    pub wall_secs: f64,
+    pub executions_per_second: f64,
+    pub activity_tasks_per_second: f64,
+    pub schedule_to_start_p50_ms: f64,
+    pub schedule_to_start_p99_ms: f64,
+    pub decision_latency_p50_ms: f64,
+    pub decision_latency_p99_ms: f64,
+    pub end_to_end_p50_ms: f64,
+    pub end_to_end_p99_ms: f64,
+    pub peak_rss_mb: f64,
+    pub endpoint: String,
+    pub telemetry: bool,
+}
+
+/// Wraps the bench workflow to learn, without polling, when an execution's decider closes it.
+struct Closing {
+    inner: DagWorkflow,
+    closed: Arc<Mutex<HashMap<String, bool>>>,
+    wake: Arc<Notify>,
+    permits: Arc<Semaphore>,
+}
+
+impl Workflow for Closing {
+    fn workflow_type(&self) -> &TypeRef {
+        self.inner.workflow_type()
+    }
+    fn decide(&self, history: &WorkflowHistory) -> Result<Vec<Decision>, DecideError> {
+        let decisions = self.inner.decide(history)?;
+        if decisions.iter().any(|d| {
+            matches!(
+                d,
+                Decision::CompleteWorkflowExecution(_) | Decision::FailWorkflowExecution(_)
+            )
+        }) {
+            let mut closed = self.closed.lock().expect("bench bookkeeping lock");
+            let first = closed
+                .insert(history.execution.workflow_id.clone(), true)
+                .is_none();
+            drop(closed);
+            if first {
+                self.permits.add_permits(1);
+                self.wake.notify_one();
+            }
+        }
+        Ok(decisions)
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Peak resident memory of this process (VmHWM), in MB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn parse_stages(s: &str) -> Result<[u64; 4], CommandError> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    if parts.len() != 4 {
+        return Err(CommandError::usage_msg(format!(
+            "--stages-ms needs four numbers A,B,C,D, got {s:?}"
+        )));
+    }
+    let mut out = [0u64; 4];
+    for (i, p) in parts.iter().enumerate() {
+        out[i] = p.parse().map_err(|_| {
+            CommandError::usage_msg(format!("--stages-ms: {p:?} is not a whole number of ms"))
+        })?;
+    }
+    Ok(out)
+}
+
+fn bench_workflow(version: &str) -> Result<DagWorkflow, CommandError> {
+    let t = |name: &str| TypeRef {
+        name: format!("bench_{name}"),
+        version: version.into(),
+    };
+    let timeouts = ActivityTimeouts {
+        schedule_to_start_secs: Some(300),
+        schedule_to_close_secs: Some(600),
+        start_to_close_secs: Some(300),
+        heartbeat_secs: None,
+    };
+    let retry = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let stage = |name: &str| {
+        Stage::activity(name, t(name), BENCH_TASK_LIST, timeouts)
+            .retry(retry.clone())
+            .input(|_, _| Ok(Value::Null))
+    };
+    DagWorkflow::builder(TypeRef {
+        name: "BenchVideoProcessing".into(),
+        version: version.into(),
+    })
+    .stage(stage("stage_a"))
+    .stage(stage("stage_b").after(["stage_a"]))
+    .stage(stage("stage_c").after(["stage_a"]))
+    .stage(stage("stage_d").after(["stage_b", "stage_c"]))
+    .build()
+    .map_err(|e| CommandError::fail_msg(format!("bench workflow: {e}")))
+}
+
+async fn register_bench(client: &dyn SwfClient, version: &str) -> Result<(), SwfError> {
+    let ok = |r: Result<(), SwfError>| match r {
+        Ok(()) | Err(SwfError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e),
+    };
+    ok(client
+        .register_domain(1, Some("swf-runtime bench".into()))
+        .await)?;
+    ok(client
+        .register_workflow_type(&WorkflowTypeRegistration {
+            workflow_type: TypeRef {
+                name: "BenchVideoProcessing".into(),
+                version: version.into(),
+            },
+            description: None,
+            default_task_list: BENCH_DECIDER_TASK_LIST.into(),
+            default_execution_start_to_close_timeout_secs: 3600,
+            default_task_start_to_close_timeout_secs: 60,
+            default_child_policy: "TERMINATE".into(),
+        })
+        .await)?;
+    for s in STAGES {
+        ok(client
+            .register_activity_type(&ActivityTypeRegistration {
+                activity_type: TypeRef {
+                    name: format!("bench_{s}"),
+                    version: version.into(),
+                },
+                description: None,
+                default_task_list: BENCH_TASK_LIST.into(),
+                default_schedule_to_start_timeout_secs: Some(300),
+                default_schedule_to_close_timeout_secs: Some(600),
+                default_start_to_close_timeout_secs: Some(300),
+                default_heartbeat_timeout_secs: None,
+            })
+            .await)?;
+    }
+    Ok(())
+}
+
+/// Latencies (ms) read from one history: schedule-to-start of every activity, every decision
+/// task's start-to-completion, and the execution's start-to-close.
+fn latencies(events: &[crate::swf::HistoryEvent]) -> (Vec<f64>, Vec<f64>, Option<f64>) {
+    let mut scheduled: HashMap<i64, f64> = HashMap::new();
+    let mut decision_started: HashMap<i64, f64> = HashMap::new();
+    let mut s2s = Vec::new();
+    let mut decisions = Vec::new();
+    let mut e2e = None;
+    let start = events.first().map(|e| e.event_timestamp).unwrap_or(0.0);
+    for e in events {
+        match &e.attributes {
+            EventAttributes::ActivityTaskScheduled(_) => {
+                scheduled.insert(e.event_id, e.event_timestamp);
+            }
+            EventAttributes::ActivityTaskStarted(a) => {
+                if let Some(s) = scheduled.get(&a.scheduled_event_id) {
+                    s2s.push((e.event_timestamp - s) * 1000.0);
+                }
+            }
+            EventAttributes::DecisionTaskStarted(_) => {
+                decision_started.insert(e.event_id, e.event_timestamp);
+            }
+            EventAttributes::DecisionTaskCompleted(d) => {
+                if let Some(s) = decision_started.get(&d.started_event_id) {
+                    decisions.push((e.event_timestamp - s) * 1000.0);
+                }
+            }
+            EventAttributes::WorkflowExecutionCompleted(_) => {
+                e2e = Some((e.event_timestamp - start) * 1000.0);
+            }
+            _ => {}
+        }
+    }
+    (s2s, decisions, e2e)
+}
+
+pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, CommandError> {
+    let stages_ms = parse_stages(&args.stages_ms)?;
+    let telemetry_on = match args.telemetry.as_str() {
+        "on" => true,
+        "off" => false,
+        other => {
+            return Err(CommandError::usage_msg(format!(
+                "--telemetry is {other:?}; use on or off"
+            )))
+        }
+    };
+    if args.workflows == 0 || args.concurrency == 0 || args.slots == 0 {
+        return Err(CommandError::usage_msg(
+            "--workflows, --concurrency and --slots must be at least 1",
+        ));
+    }
+    if cfg.domain == Config::default().domain {
+        cfg.domain = "swf-runtime-bench".into();
+    }
+    let tmp = std::env::temp_dir().join(format!("swf-runtime-bench-{}", std::process::id()));
+    let owns_data_dir = cfg.endpoint_url.is_none() && cfg.data_dir == Config::default().data_dir;
+    if owns_data_dir {
+        cfg.data_dir = tmp.clone();
+    }
+    app::ensure_dir(&cfg.data_dir)?;
+    let mut tcfg = cfg.telemetry.clone();
+    tcfg.enabled = telemetry_on;
+    tcfg.log_stdout = false;
+    if tcfg.log_dir.is_none() {
+        tcfg.log_dir = Some(cfg.data_dir.join("logs"));
+    }
+    let guard = crate::telemetry::init(&tcfg)?;
+    let _metrics = if telemetry_on {
+        Some(
+            crate::telemetry::serve_metrics(
+                ([127, 0, 0, 1], 0).into(),
+                crate::telemetry::HealthState::default(),
+                false,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let backend = app::connect(&cfg, Embed::Start).await?;
+    let client = backend.swf();
+    // A fresh version per run keeps runs on a shared endpoint (moto, Amazon SWF) apart.
+    let version = format!("b{}", uuid::Uuid::new_v4().simple());
+    register_bench(client.as_ref(), &version).await?;
+
+    let closed = Arc::new(Mutex::new(HashMap::new()));
+    let wake = Arc::new(Notify::new());
+    let permits = Arc::new(Semaphore::new(args.concurrency));
+    let workflow = Closing {
+        inner: bench_workflow(&version)?,
+        closed: closed.clone(),
+        wake: wake.clone(),
+        permits: permits.clone(),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let decider = DeciderPoller::new(
+        client.clone(),
+        BENCH_DECIDER_TASK_LIST,
+        "bench-decider",
+        WorkflowRegistry::new().with(Arc::new(workflow)),
+    )
+    .with_pollers(4);
+    {
+        let token = shutdown.clone();
+        tasks.spawn(async move { decider.run(token).await });
+    }
+    let mut registry = ActivityRegistry::new();
+    for (i, s) in STAGES.iter().enumerate() {
+        let ms = stages_ms[i];
+        registry.register(
+            format!("bench_{s}"),
+            FnHandler(move |_ctx, _input| async move {
+                if ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                Ok(ActivityOutcome::Completed(json!({ "ok": true })))
+            }),
+        );
+    }
+    let mut wc = WorkerConfig::new(BENCH_TASK_LIST);
+    wc.slots = args.slots;
+    wc.pollers = args.slots.clamp(1, 16);
+    wc.identity = "bench-worker".into();
+    let worker = ActivityWorker::new(client.clone(), registry, wc)
+        .map_err(|e| CommandError::fail_msg(e.to_string()))?;
+    {
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            let _ = worker.run(token).await;
+        });
+    }
+
+    let started = Instant::now();
+    let mut executions = Vec::with_capacity(args.workflows);
+    let user = uuid::Uuid::new_v4().to_string();
+    for _ in 0..args.workflows {
+        let permit = permits
+            .acquire()
+            .await
+            .map_err(|e| CommandError::fail_msg(e.to_string()))?;
+        permit.forget(); // returned by the decider wrapper when the execution closes
+        let media = uuid::Uuid::new_v4().to_string();
+        let run_id = client
+            .start_workflow_execution(&StartWorkflow {
+                workflow_id: media.clone(),
+                workflow_type: Some(TypeRef {
+                    name: "BenchVideoProcessing".into(),
+                    version: version.clone(),
+                }),
+                input: Some(json!({"media_uuid": media, "user_uuid": user}).to_string()),
+                ..StartWorkflow::default()
+            })
+            .await?;
+        executions.push(WorkflowExecution {
+            workflow_id: media,
+            run_id,
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let done = closed.lock().expect("bench bookkeeping lock").len();
+        if done >= executions.len() || Instant::now() > deadline {
+            break;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let peak = peak_rss_mb();
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+
+    let mut s2s = Vec::new();
+    let mut dec = Vec::new();
+    let mut e2e = Vec::new();
+    let mut completed = 0;
+    for exec in &executions {
+        let events = fetch_history(client.as_ref(), exec).await?;
+        let (a, b, c) = latencies(&events);
+        s2s.extend(a);
+        dec.extend(b);
+        if let Some(c) = c {
+            completed += 1;
+            e2e.push(c);
+        }
+    }
+    for v in [&mut s2s, &mut dec, &mut e2e] {
+        v.sort_by(f64::total_cmp);
+    }
+    let report = BenchReport {
+        executions: executions.len(),
+        completed,
+        wall_secs: wall,
+        executions_per_second: completed as f64 / wall,
+        activity_tasks_per_second: (completed * 4) as f64 / wall,
+        schedule_to_start_p50_ms: percentile(&s2s, 50.0),
+        schedule_to_start_p99_ms: percentile(&s2s, 99.0),
+        decision_latency_p50_ms: percentile(&dec, 50.0),
+        decision_latency_p99_ms: percentile(&dec, 99.0),
+        end_to_end_p50_ms: percentile(&e2e, 50.0),
+        end_to_end_p99_ms: percentile(&e2e, 99.0),
+        peak_rss_mb: peak,
+        endpoint: backend.endpoint.clone(),
+        telemetry: telemetry_on,
+    };
+    backend.shutdown().await;
+    guard.shutdown().await;
+    if owns_data_dir {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("endpoint                 {}", report.endpoint);
+        println!(
+            "executions               {} ({} completed) in {:.2} s",
+            report.executions, report.completed, report.wall_secs
+        );
+        println!(
+            "executions/s             {:.1}",
+            report.executions_per_second
+        );
+        println!(
+            "activity tasks/s         {:.1}",
+            report.activity_tasks_per_second
+        );
+        println!(
+            "schedule-to-start        p50 {:.2} ms, p99 {:.2} ms",
+            report.schedule_to_start_p50_ms, report.schedule_to_start_p99_ms
+        );
+        println!(
+            "decision latency         p50 {:.2} ms, p99 {:.2} ms",
+            report.decision_latency_p50_ms, report.decision_latency_p99_ms
+        );
+        println!(
+            "end-to-end               p50 {:.2} ms, p99 {:.2} ms",
+            report.end_to_end_p50_ms, report.end_to_end_p99_ms
+        );
+        println!("peak RSS                 {:.1} MB", report.peak_rss_mb);
+        println!(
+            "telemetry                {}",
+            if telemetry_on { "on" } else { "off" }
+        );
+    }
+    Ok(if completed == executions.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,273 @@
+//! Local log output: JSON lines to stdout and to a size-rotated file in the log directory.
+//!
+//! One background thread owns both outputs; the log layer hands it finished lines through a
+//! bounded channel, so an event costs a channel send, and the thread writes whatever is waiting in
+//! one buffered write. When the channel is full the sender waits: local logs are the operator's
+//! record of last resort and are not dropped (only Logstash shipping is lossy under pressure).
+//!
+//! Rotation is by size: `<name>.log` is renamed `<name>.log.1` (older ones shift up to
+//! `log_files_kept`, the oldest is deleted) once it would exceed `max_bytes`. `tracing-appender`
+//! rotates only by time, which does not bound disk use on a busy host; hence this small writer.
+//!
+//! Lifecycle: [`LocalWriter::start`] spawns the thread; [`LocalWriter::flush`] waits until every
+//! line sent so far is written; [`LocalWriter::shutdown`] flushes and joins it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::json::LineSink;
+use super::TelemetryError;
+
+/// Base name of the log files; `swf-runtime logs` reads `*.log` and `*.log.N` in the directory.
+pub const LOG_FILE_NAME: &str = "swf-runtime.log";
+
+const CHANNEL_LINES: usize = 16_384;
+
+enum Msg {
+    Line(String),
+    Flush(SyncSender<()>),
+    Stop,
+}
+
+/// A file that rotates itself by size.
+pub struct RotatingFile {
+    dir: PathBuf,
+    base: String,
+    max_bytes: u64,
+    kept: usize,
+    out: BufWriter<File>,
+    size: u64,
+}
+
+impl RotatingFile {
+    pub fn open(
+        dir: &Path,
+        base: &str,
+        max_bytes: u64,
+        kept: usize,
+    ) -> Result<Self, TelemetryError> {
+        let io_err = |source| TelemetryError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+        let path = dir.join(base);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| TelemetryError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(RotatingFile {
+            dir: dir.to_path_buf(),
+            base: base.to_string(),
+            max_bytes: max_bytes.max(1),
+            kept,
+            out: BufWriter::with_capacity(64 * 1024, file),
+            size,
+        })
+    }
+
+    fn rotated(&self, n: usize) -> PathBuf {
+        self.dir.join(format!("{}.{n}", self.base))
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        if self.kept == 0 {
+            std::fs::remove_file(self.dir.join(&self.base)).ok();
+        } else {
+            std::fs::remove_file(self.rotated(self.kept)).ok();
+            for n in (1..self.kept).rev() {
+                let from = self.rotated(n);
+                if from.exists() {
+                    std::fs::rename(&from, self.rotated(n + 1))?;
+                }
+            }
+            std::fs::rename(self.dir.join(&self.base), self.rotated(1))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(&self.base))?;
+        self.out = BufWriter::with_capacity(64 * 1024, file);
+        self.size = 0;
+        Ok(())
+    }
+
+    /// Appends one line (a newline is added); rotates first when the line would not fit.
+    pub fn write_line(&mut self, line: &str) -> io::Result<()> {
+        let len = line.len() as u64 + 1;
+        if self.size > 0 && self.size + len > self.max_bytes {
+            self.rotate()?;
+        }
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.size += len;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The stdout + file sink; cheap to call from any thread.
+pub struct LocalWriter {
+    tx: SyncSender<Msg>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl LocalWriter {
+    /// `None` when there is nothing to write to.
+    pub fn start(
+        stdout: bool,
+        dir: Option<&Path>,
+        max_bytes: u64,
+        kept: usize,
+    ) -> Result<Option<Self>, TelemetryError> {
+        let file = match dir {
+            Some(dir) => Some(RotatingFile::open(dir, LOG_FILE_NAME, max_bytes, kept)?),
+            None => None,
+        };
+        if !stdout && file.is_none() {
+            return Ok(None);
+        }
+        let (tx, rx) = sync_channel(CHANNEL_LINES);
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || run(rx, stdout, file))
+            .map_err(|source| TelemetryError::Io {
+                path: PathBuf::from("<log-writer thread>"),
+                source,
+            })?;
+        Ok(Some(LocalWriter {
+            tx,
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// Waits (at most `timeout`) until every line sent before this call is written out.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let (done_tx, done_rx) = sync_channel(1);
+        if self.tx.send(Msg::Flush(done_tx)).is_err() {
+            return false;
+        }
+        done_rx.recv_timeout(timeout).is_ok()
+    }
+
+    /// Flushes and stops the writer thread; later lines are discarded.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Stop);
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl LineSink for LocalWriter {
+    fn write_line(&self, line: &str) {
+        match self.tx.try_send(Msg::Line(line.to_string())) {
+            Ok(()) => {}
+            // Backpressure on purpose: local logs are not dropped (see the module doc).
+            Err(TrySendError::Full(msg)) => {
+                let _ = self.tx.send(msg);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+fn run(rx: Receiver<Msg>, stdout: bool, mut file: Option<RotatingFile>) {
+    let mut out = stdout.then(|| BufWriter::with_capacity(64 * 1024, io::stdout()));
+    let mut reported = false;
+    let mut report = |err: io::Error| {
+        if !reported {
+            reported = true;
+            eprintln!("Cannot write the local log: {err}.");
+        }
+    };
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        let mut waiters = Vec::new();
+        let mut stop = false;
+        // Write everything already waiting before flushing: one syscall per burst, not per line.
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Line(line) => {
+                    if let Some(out) = out.as_mut() {
+                        if let Err(err) = out
+                            .write_all(line.as_bytes())
+                            .and_then(|()| out.write_all(b"\n"))
+                        {
+                            report(err);
+                        }
+                    }
+                    if let Some(file) = file.as_mut() {
+                        if let Err(err) = file.write_line(&line) {
+                            report(err);
+                        }
+                    }
+                }
+                Msg::Flush(done) => waiters.push(done),
+                Msg::Stop => {
+                    stop = true;
+                    break;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Some(out) = out.as_mut() {
+            if let Err(err) = out.flush() {
+                report(err);
+            }
+        }
+        if let Some(file) = file.as_mut() {
+            if let Err(err) = file.flush() {
+                report(err);
+            }
+        }
+        for done in waiters {
+            let _ = done.send(());
+        }
+        if stop {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotates_by_size_and_keeps_n_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = RotatingFile::open(dir.path(), "t.log", 100, 2).unwrap();
+        for i in 0..20 {
+            f.write_line(&format!("{{\"n\":{i:040}}}")).unwrap();
+        }
+        f.flush().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["t.log", "t.log.1", "t.log.2"]);
+        for name in &names {
+            let len = std::fs::metadata(dir.path().join(name)).unwrap().len();
+            assert!(len <= 100, "{name} is {len} bytes");
+        }
+        let current = std::fs::read_to_string(dir.path().join("t.log")).unwrap();
+        assert!(current.ends_with(&format!("{:040}}}\n", 19)));
+    }
+}

@@ -1,0 +1,398 @@
+//! The JSON log layer: one ECS-style object per event, with every field of the event's span and
+//! of its parents flattened at the top level.
+//!
+//! Why not a crate: `tracing-subscriber`'s JSON formatter nests span fields under `spans`/`span`
+//! and names its keys `timestamp`/`level`/`fields.message`; `tracing-logstash` and the bunyan
+//! formatter fix the keys but not the OpenTelemetry ids, and none derives `trace.id` from a
+//! `run_id` when no OTLP exporter is running. Handler lines must inherit `workflow_id`,
+//! `media_uuid`, ... at the top level, because that is what the Logstash template, Kibana queries
+//! and `swf-runtime logs` search on.
+//!
+//! Lifecycle: span fields are captured when a span is created and updated on `record`, stored in
+//! the span's extensions and freed with it. Each event is rendered once into a `String` and handed
+//! to every [`LineSink`] (stdout/file writer, Logstash shipper); sinks never block for long.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
+
+use opentelemetry::trace::TraceContextExt;
+use serde_json::Value;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+use super::fields as f;
+use crate::envelope::trace_id_for_run;
+
+/// Receives each finished JSON line (without the trailing newline).
+///
+/// Implementations must return quickly and must not emit `tracing` events (that would recurse).
+pub trait LineSink: Send + Sync + 'static {
+    fn write_line(&self, line: &str);
+}
+
+/// Fields of one span, in the order they were declared/recorded.
+struct SpanFields {
+    fields: Vec<(&'static str, Value)>,
+    /// Hex `span.id` used when no OpenTelemetry span backs this span.
+    local_span_id: String,
+    /// Hex trace id derived from this span's own `run_id`, computed once (it is a SHA-256).
+    run_trace_id: Option<String>,
+}
+
+impl SpanFields {
+    fn new(capacity: usize, local_span_id: String) -> Self {
+        SpanFields {
+            fields: Vec::with_capacity(capacity),
+            local_span_id,
+            run_trace_id: None,
+        }
+    }
+
+    fn set(&mut self, key: &'static str, value: Value) {
+        match self.fields.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.fields.push((key, value)),
+        }
+    }
+
+    /// Recomputes the derived trace id after `run_id` was recorded.
+    fn refresh_trace_id(&mut self) {
+        self.run_trace_id = self
+            .fields
+            .iter()
+            .find(|(k, _)| *k == f::RUN_ID)
+            .and_then(|(_, v)| run_trace_id(v));
+    }
+}
+
+fn run_trace_id(run_id: &Value) -> Option<String> {
+    let run_id = match run_id {
+        Value::String(s) => s.clone(),
+        Value::Null => return None,
+        other => other.to_string(),
+    };
+    (!run_id.is_empty()).then(|| hex::encode(trace_id_for_run(&run_id)))
+}
+
+struct FieldCollector<'a> {
+    out: &'a mut SpanFields,
+}
+
+impl Visit for FieldCollector<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.out.set(field.name(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.out.set(field.name(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.out.set(field.name(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.out.set(field.name(), Value::from(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.out.set(field.name(), Value::from(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.out.set(field.name(), Value::from(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.out
+            .set(field.name(), Value::from(format!("{value:?}")));
+    }
+}
+
+/// Keys the layer writes itself; fields of the same name are ignored rather than duplicated.
+const RESERVED: &[&str] = &[
+    f::TIMESTAMP,
+    f::LOG_LEVEL,
+    f::SERVICE_NAME,
+    f::HOST_NAME,
+    f::TRACE_ID,
+    f::SPAN_ID,
+    "log.logger",
+];
+
+/// The layer; see the module documentation.
+pub struct JsonLogLayer {
+    /// `"service.name":"...","host.name":"..."` pre-rendered: identical on every line.
+    constant: String,
+    sinks: Vec<Arc<dyn LineSink>>,
+    dispatch: OnceLock<tracing::dispatcher::WeakDispatch>,
+}
+
+impl JsonLogLayer {
+    pub fn new(service_name: &str, host_name: &str, sinks: Vec<Arc<dyn LineSink>>) -> Self {
+        let mut constant = String::new();
+        push_key(&mut constant, f::SERVICE_NAME);
+        push_str(&mut constant, service_name);
+        constant.push(',');
+        push_key(&mut constant, f::HOST_NAME);
+        push_str(&mut constant, host_name);
+        JsonLogLayer {
+            constant,
+            sinks,
+            dispatch: OnceLock::new(),
+        }
+    }
+
+    /// Trace and span id of the event's span from the OpenTelemetry layer, when one runs.
+    fn otel_ids(&self, span: &Id) -> Option<(String, String)> {
+        let dispatch = self.dispatch.get()?.upgrade()?;
+        let cx = tracing_opentelemetry::get_otel_context(span, &dispatch)?;
+        let otel_span = cx.span();
+        let sc = otel_span.span_context();
+        sc.is_valid()
+            .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+    }
+}
+
+impl<S> Layer<S> for JsonLogLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        let _ = self.dispatch.set(subscriber.downgrade());
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = SpanFields::new(
+            attrs.fields().len(),
+            format!("{:016x}", rand::random::<u64>().max(1)),
+        );
+        attrs.record(&mut FieldCollector { out: &mut fields });
+        fields.refresh_trace_id();
+        span.extensions_mut().insert(fields);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let run_id_recorded = span
+            .metadata()
+            .fields()
+            .field(f::RUN_ID)
+            .is_some_and(|field| values.contains(&field));
+        let mut ext = span.extensions_mut();
+        if let Some(fields) = ext.get_mut::<SpanFields>() {
+            values.record(&mut FieldCollector { out: fields });
+            if run_id_recorded {
+                fields.refresh_trace_id();
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if self.sinks.is_empty() {
+            return;
+        }
+        let mut own = SpanFields::new(8, String::new());
+        event.record(&mut FieldCollector { out: &mut own });
+
+        let meta = event.metadata();
+        let mut line = String::with_capacity(512);
+        line.push('{');
+        push_key(&mut line, f::TIMESTAMP);
+        push_timestamp(&mut line);
+        line.push(',');
+        push_key(&mut line, f::LOG_LEVEL);
+        push_str(&mut line, &meta.level().as_str().to_ascii_lowercase());
+        line.push(',');
+        push_key(&mut line, f::MESSAGE);
+        match own.fields.iter().find(|(k, _)| *k == f::MESSAGE) {
+            Some((_, Value::String(msg))) => push_str(&mut line, msg),
+            Some((_, other)) => push_str(&mut line, &other.to_string()),
+            None => push_str(&mut line, ""),
+        }
+        line.push(',');
+        line.push_str(&self.constant);
+        line.push(',');
+        push_key(&mut line, "log.logger");
+        push_str(&mut line, meta.target());
+
+        // Event fields win over span fields, inner spans over outer ones.
+        let mut seen: Vec<&'static str> = Vec::with_capacity(16);
+        seen.push(f::MESSAGE);
+        let mut body = String::with_capacity(256);
+        for (key, value) in &own.fields {
+            push_field(&mut body, &mut seen, key, value);
+        }
+        // The nearest span with a run id names the execution (an event's own `run_id` first).
+        let mut run_trace: Option<String> = own
+            .fields
+            .iter()
+            .find(|(k, _)| *k == f::RUN_ID)
+            .and_then(|(_, v)| run_trace_id(v));
+        let mut local_span_id: Option<String> = None;
+        let mut leaf_id = None;
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                if leaf_id.is_none() {
+                    leaf_id = Some(span.id());
+                }
+                let ext = span.extensions();
+                let Some(fields) = ext.get::<SpanFields>() else {
+                    continue;
+                };
+                if local_span_id.is_none() {
+                    local_span_id = Some(fields.local_span_id.clone());
+                }
+                if run_trace.is_none() {
+                    run_trace.clone_from(&fields.run_trace_id);
+                }
+                for (key, value) in &fields.fields {
+                    push_field(&mut body, &mut seen, key, value);
+                }
+            }
+        }
+
+        let otel = leaf_id.as_ref().and_then(|id| self.otel_ids(id));
+        let (trace_id, span_id) = match otel {
+            Some((t, s)) => (Some(t), Some(s)),
+            None => (run_trace, local_span_id),
+        };
+        if let Some(trace_id) = trace_id {
+            line.push(',');
+            push_key(&mut line, f::TRACE_ID);
+            push_str(&mut line, &trace_id);
+        }
+        if let Some(span_id) = span_id {
+            line.push(',');
+            push_key(&mut line, f::SPAN_ID);
+            push_str(&mut line, &span_id);
+        }
+        line.push_str(&body);
+        line.push('}');
+        for sink in &self.sinks {
+            sink.write_line(&line);
+        }
+    }
+}
+
+fn push_field(out: &mut String, seen: &mut Vec<&'static str>, key: &'static str, value: &Value) {
+    if seen.contains(&key) || RESERVED.contains(&key) {
+        return;
+    }
+    seen.push(key);
+    out.push(',');
+    push_key(out, key);
+    // `Value`'s Display is its compact JSON encoding.
+    let _ = write!(out, "{value}");
+}
+
+fn push_key(out: &mut String, key: &str) {
+    push_str(out, key);
+    out.push(':');
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// RFC 3339, UTC, millisecond precision: `2026-11-26T16:29:38.123Z`.
+fn push_timestamp(out: &mut String) {
+    let now = time::OffsetDateTime::now_utc();
+    out.push('"');
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    );
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Default)]
+    struct Memory(Mutex<Vec<String>>);
+    impl LineSink for Memory {
+        fn write_line(&self, line: &str) {
+            self.0.lock().unwrap().push(line.to_string());
+        }
+    }
+
+    #[test]
+    fn lines_flatten_span_fields_and_escape_strings() {
+        let sink = Arc::new(Memory::default());
+        let layer = JsonLogLayer::new("svc", "host-1", vec![sink.clone() as Arc<dyn LineSink>]);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            let outer =
+                tracing::info_span!("task", run_id = "r-1", media_uuid = "m-1", attempt = 2);
+            let _o = outer.enter();
+            let inner =
+                tracing::info_span!("handler", attempt = 3, duration_ms = tracing::field::Empty);
+            let _i = inner.enter();
+            inner.record("duration_ms", 12u64);
+            tracing::warn!(error = %"bad \"quote\"\n", "Something failed.");
+        });
+        tracing::subscriber::with_default(
+            tracing_subscriber::registry().with(JsonLogLayer::new(
+                "svc",
+                "host-1",
+                vec![sink.clone() as Arc<dyn LineSink>],
+            )),
+            || {
+                let late = tracing::info_span!("decision", run_id = tracing::field::Empty);
+                let _l = late.enter();
+                tracing::info!("Before the run id is known.");
+                late.record("run_id", "r-2");
+                tracing::info!("After.");
+            },
+        );
+        let lines = sink.0.lock().unwrap();
+        assert_eq!(lines.len(), 3);
+        let before: Value = serde_json::from_str(&lines[1]).unwrap();
+        assert!(before.get("trace.id").is_none(), "{before}");
+        let after: Value = serde_json::from_str(&lines[2]).unwrap();
+        assert_eq!(after["trace.id"], hex::encode(trace_id_for_run("r-2")));
+        assert_eq!(after["span.id"], before["span.id"]);
+        let v: Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(v["message"], "Something failed.");
+        assert_eq!(v["log.level"], "warn");
+        assert_eq!(v["service.name"], "svc");
+        assert_eq!(v["host.name"], "host-1");
+        assert_eq!(v["media_uuid"], "m-1");
+        assert_eq!(v["attempt"], 3, "the inner span wins");
+        assert_eq!(v["duration_ms"], 12);
+        assert_eq!(v["error"], "bad \"quote\"\n");
+        assert_eq!(v["trace.id"], hex::encode(trace_id_for_run("r-1")));
+        assert_eq!(v["span.id"].as_str().unwrap().len(), 16);
+        let ts = v["@timestamp"].as_str().unwrap();
+        assert!(
+            time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{ts}"
+        );
+        assert_eq!(ts.len(), 24, "{ts}");
+    }
+}

@@ -1,0 +1,356 @@
+//! The worker's telemetry events: one struct per occurrence whose `emit()` writes the log line and
+//! records the metric together, so the two cannot drift apart.
+//!
+//! Task events are emitted inside the task's span, which carries the task's ids (workflow_id,
+//! run_id, media_uuid, ...); the lines add only what is specific to the occurrence. Metric labels
+//! stay low-cardinality: activity type, task list, outcome, error type.
+
+use std::time::Duration;
+
+use super::context::TaskInfo;
+use crate::swf::SwfError;
+use crate::telemetry::fields;
+use crate::telemetry::metrics::{
+    labels, ACTIVITY_EXECUTION, ACTIVITY_HEARTBEATS, ACTIVITY_HEARTBEAT_FAILURES, ACTIVITY_TASKS,
+    ACTIVITY_UNKNOWN_RESOURCE, POLLS, WORKER_DRAINING, WORKER_SLOTS_FREE, WORKER_SLOTS_IN_USE,
+};
+
+/// How a task ended, as the `outcome` label and field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskOutcome {
+    Completed,
+    Failed,
+    Canceled,
+    /// SWF answered UnknownResourceFault: the task had timed out or was closed.
+    TimedOut,
+    /// The handler answered CompleteLater: the task stays open for a person to complete.
+    Deferred,
+    /// The final answer could not be delivered (SWF will time the task out).
+    AnswerFailed,
+}
+
+impl TaskOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskOutcome::Completed => "completed",
+            TaskOutcome::Failed => "failed",
+            TaskOutcome::Canceled => "canceled",
+            TaskOutcome::TimedOut => "timed_out",
+            TaskOutcome::Deferred => "deferred",
+            TaskOutcome::AnswerFailed => "answer_failed",
+        }
+    }
+}
+
+/// A long poll came back (with a task or empty).
+pub struct PollAnswered<'a> {
+    pub task_list: &'a str,
+    pub got_task: bool,
+}
+
+impl PollAnswered<'_> {
+    pub fn emit(&self) {
+        let outcome = if self.got_task { "task" } else { "empty" };
+        metrics::counter!(POLLS.name, labels::TASK_LIST => self.task_list.to_string(), labels::OUTCOME => outcome)
+            .increment(1);
+        tracing::trace!(
+            { fields::TASK_LIST } = self.task_list,
+            { fields::OUTCOME } = outcome,
+            "Activity poll answered."
+        );
+    }
+}
+
+/// A poll failed; the poller waits `retry_in` before the next one.
+pub struct PollFailed<'a> {
+    pub task_list: &'a str,
+    pub error: &'a SwfError,
+    pub retry_in: Duration,
+    pub consecutive_failures: u32,
+}
+
+impl PollFailed<'_> {
+    pub fn emit(&self) {
+        metrics::counter!(POLLS.name, labels::TASK_LIST => self.task_list.to_string(), labels::OUTCOME => "error")
+            .increment(1);
+        tracing::warn!(
+            { fields::TASK_LIST } = self.task_list,
+            error_type = self.error.error_type(),
+            consecutive_failures = self.consecutive_failures,
+            retry_in_ms = self.retry_in.as_millis() as u64,
+            { fields::ERROR } = %self.error,
+            "Activity poll failed; waiting before polling again."
+        );
+    }
+}
+
+/// A poll failed in a way waiting cannot fix (unknown domain, invalid request): the worker stops.
+pub struct PollFatal<'a> {
+    pub task_list: &'a str,
+    pub error: &'a SwfError,
+}
+
+impl PollFatal<'_> {
+    pub fn emit(&self) {
+        metrics::counter!(POLLS.name, labels::TASK_LIST => self.task_list.to_string(), labels::OUTCOME => "error")
+            .increment(1);
+        tracing::error!(
+            { fields::TASK_LIST } = self.task_list,
+            error_type = self.error.error_type(),
+            { fields::ERROR } = %self.error,
+            "Activity poll refused; the worker stops polling this task list."
+        );
+    }
+}
+
+/// The number of busy slots changed.
+pub struct SlotsChanged<'a> {
+    pub task_list: &'a str,
+    pub in_use: usize,
+    pub total: usize,
+}
+
+impl SlotsChanged<'_> {
+    pub fn emit(&self) {
+        metrics::gauge!(WORKER_SLOTS_IN_USE.name, labels::TASK_LIST => self.task_list.to_string())
+            .set(self.in_use as f64);
+        metrics::gauge!(WORKER_SLOTS_FREE.name, labels::TASK_LIST => self.task_list.to_string())
+            .set(self.total.saturating_sub(self.in_use) as f64);
+    }
+}
+
+/// Shutdown began: polls stopped, in-flight tasks may finish.
+pub struct DrainStarted<'a> {
+    pub task_list: &'a str,
+    pub in_flight: usize,
+    pub drain_timeout: Duration,
+}
+
+impl DrainStarted<'_> {
+    pub fn emit(&self) {
+        metrics::gauge!(WORKER_DRAINING.name, labels::TASK_LIST => self.task_list.to_string())
+            .set(1.0);
+        tracing::info!(
+            { fields::TASK_LIST } = self.task_list,
+            in_flight = self.in_flight,
+            drain_timeout_ms = self.drain_timeout.as_millis() as u64,
+            "Polling stopped; draining in-flight activity tasks."
+        );
+    }
+}
+
+/// The drain timeout passed with tasks still running: they are cancelled and failed.
+pub struct DrainTimedOut<'a> {
+    pub task_list: &'a str,
+    pub still_running: usize,
+}
+
+impl DrainTimedOut<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            { fields::TASK_LIST } = self.task_list,
+            still_running = self.still_running,
+            "Drain timeout passed; cancelling the remaining activity tasks and failing them."
+        );
+    }
+}
+
+/// Every in-flight task was answered; the worker returns.
+pub struct Drained<'a> {
+    pub task_list: &'a str,
+    pub duration: Duration,
+}
+
+impl Drained<'_> {
+    pub fn emit(&self) {
+        metrics::gauge!(WORKER_DRAINING.name, labels::TASK_LIST => self.task_list.to_string())
+            .set(0.0);
+        tracing::info!(
+            { fields::TASK_LIST } = self.task_list,
+            { fields::DURATION_MS } = self.duration.as_millis() as u64,
+            "Activity worker stopped."
+        );
+    }
+}
+
+/// A task was polled and handed to its handler (emitted inside the task span).
+pub struct TaskStarted<'a> {
+    pub info: &'a TaskInfo,
+}
+
+impl TaskStarted<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            { fields::STAGE } = %self.info.stage,
+            { fields::TASK_TOKEN_HASH } = %self.info.task_token_hash,
+            "Activity task started."
+        );
+    }
+}
+
+/// No handler for the task's type: the task is failed.
+pub struct UnknownActivityType<'a> {
+    pub info: &'a TaskInfo,
+    pub known: &'a [&'a str],
+}
+
+impl UnknownActivityType<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            activity_version = %self.info.activity_version,
+            known_types = %self.known.join(","),
+            "No handler registered for this activity type; failing the task."
+        );
+    }
+}
+
+/// A heartbeat was accepted.
+pub struct HeartbeatSent<'a> {
+    pub info: &'a TaskInfo,
+}
+
+impl HeartbeatSent<'_> {
+    pub fn emit(&self) {
+        metrics::counter!(
+            ACTIVITY_HEARTBEATS.name,
+            labels::ACTIVITY_TYPE => self.info.activity_type.clone(),
+            labels::TASK_LIST => self.info.task_list.clone()
+        )
+        .increment(1);
+        tracing::debug!("Heartbeat sent.");
+    }
+}
+
+/// A heartbeat failed. UnknownResource gets its own line ([`TaskLost`]) once the runner stops the
+/// task, so only other failures are logged here.
+pub struct HeartbeatFailed<'a> {
+    pub info: &'a TaskInfo,
+    pub error: &'a SwfError,
+}
+
+impl HeartbeatFailed<'_> {
+    pub fn emit(&self) {
+        metrics::counter!(
+            ACTIVITY_HEARTBEAT_FAILURES.name,
+            labels::ACTIVITY_TYPE => self.info.activity_type.clone(),
+            labels::TASK_LIST => self.info.task_list.clone(),
+            labels::ERROR_TYPE => self.error.error_type()
+        )
+        .increment(1);
+        if !matches!(self.error, SwfError::UnknownResource(_)) {
+            tracing::warn!(
+                error_type = self.error.error_type(),
+                { fields::ERROR } = %self.error,
+                "Heartbeat failed; the task keeps running and the next heartbeat will retry."
+            );
+        }
+    }
+}
+
+/// SWF asked for the task to be cancelled.
+pub struct CancelRequested<'a> {
+    pub info: &'a TaskInfo,
+}
+
+impl CancelRequested<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            { fields::TASK_TOKEN_HASH } = %self.info.task_token_hash,
+            "SWF requested cancellation; cancelling the handler."
+        );
+    }
+}
+
+/// SWF answered UnknownResourceFault: the task timed out or was closed. The handler was cancelled
+/// and the slot freed. This is the one line an operator looks for.
+pub struct TaskLost<'a> {
+    pub info: &'a TaskInfo,
+    /// "heartbeat" or "answer".
+    pub during: &'static str,
+    pub error: &'a SwfError,
+}
+
+impl TaskLost<'_> {
+    pub fn emit(&self) {
+        metrics::counter!(
+            ACTIVITY_UNKNOWN_RESOURCE.name,
+            labels::ACTIVITY_TYPE => self.info.activity_type.clone(),
+            labels::TASK_LIST => self.info.task_list.clone()
+        )
+        .increment(1);
+        tracing::warn!(
+            { fields::WORKFLOW_ID } = %self.info.workflow_id,
+            { fields::RUN_ID } = %self.info.run_id,
+            { fields::ACTIVITY_ID } = %self.info.activity_id,
+            { fields::TASK_TOKEN_HASH } = %self.info.task_token_hash,
+            during = self.during,
+            { fields::ERROR } = %self.error,
+            "Activity task abandoned: SWF no longer knows it (timed out or closed); handler cancelled, slot freed."
+        );
+    }
+}
+
+/// A task's final answer could not be delivered.
+pub struct AnswerFailed<'a> {
+    pub error: &'a SwfError,
+    pub answer: &'static str,
+}
+
+impl AnswerFailed<'_> {
+    pub fn emit(&self) {
+        tracing::error!(
+            answer = self.answer,
+            error_type = self.error.error_type(),
+            { fields::ERROR } = %self.error,
+            "Could not answer the activity task; SWF will time it out."
+        );
+    }
+}
+
+/// The closing line of a task, with its duration and outcome.
+pub struct TaskFinished<'a> {
+    pub info: &'a TaskInfo,
+    pub outcome: TaskOutcome,
+    pub duration: Duration,
+    /// The failure reason, for failed and canceled tasks.
+    pub reason: Option<&'a str>,
+}
+
+impl TaskFinished<'_> {
+    pub fn emit(&self) {
+        let outcome = self.outcome.as_str();
+        metrics::histogram!(
+            ACTIVITY_EXECUTION.name,
+            labels::ACTIVITY_TYPE => self.info.activity_type.clone(),
+            labels::TASK_LIST => self.info.task_list.clone(),
+            labels::OUTCOME => outcome
+        )
+        .record(self.duration.as_secs_f64());
+        metrics::counter!(
+            ACTIVITY_TASKS.name,
+            labels::ACTIVITY_TYPE => self.info.activity_type.clone(),
+            labels::TASK_LIST => self.info.task_list.clone(),
+            labels::OUTCOME => outcome
+        )
+        .increment(1);
+        let duration_ms = self.duration.as_millis() as u64;
+        // A lost task already had its warning (TaskLost); a cancel the decider asked for is normal.
+        match self.outcome {
+            TaskOutcome::Completed
+            | TaskOutcome::Deferred
+            | TaskOutcome::Canceled
+            | TaskOutcome::TimedOut => tracing::info!(
+                { fields::DURATION_MS } = duration_ms,
+                { fields::OUTCOME } = outcome,
+                reason = self.reason,
+                "Activity task finished."
+            ),
+            _ => tracing::warn!(
+                { fields::DURATION_MS } = duration_ms,
+                { fields::OUTCOME } = outcome,
+                reason = self.reason,
+                "Activity task finished."
+            ),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! HTTP front end and background loops.
+//!
+//! One axum fallback handler takes every request: it bounds the body at 1 MB, checks the SigV4
+//! signature when credentials are configured, decodes the JSON 1.0 envelope, runs the action against
+//! the shared [`State`] under its mutex, waits until the resulting writes are committed and only then
+//! answers. Long polls park on the task list's `Notify` (no polling loop) until a task is queued, the
+//! poll timeout passes or the server shuts down. Two background tasks run beside the handler: the
+//! deadline loop, which sleeps until the earliest stored deadline (or until woken by an earlier
+//! one) and fires timeouts and timers, and the retention loop, which purges expired executions.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State as AxumState};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tokio::sync::{oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{empty_activity_task, empty_decision_task};
+use crate::fault::Fault;
+use crate::input::Req;
+use crate::state::{now_ms, Kind, State};
+
+/// Largest accepted request body, as SWF.
+pub const MAX_BODY: usize = 1024 * 1024;
+const TARGET_PREFIX: &str = "SimpleWorkflowService.";
+
+pub struct App {
+    pub state: Mutex<State>,
+    pub long_poll_timeout: Duration,
+    pub credentials: Option<(String, String)>,
+    pub retention_check_interval: Duration,
+    pub cancel: CancellationToken,
+    pub timer_notify: Arc<Notify>,
+}
+
+impl App {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied request behind that later
+        // requests should not see (requests validate before they mutate), so keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(app)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+}
+
+fn answer(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, Body::from(body)).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        h.insert("x-amzn-requestid", id);
+    }
+    resp
+}
+
+fn fault_response(f: Fault) -> Response {
+    answer(f.status, f.body())
+}
+
+async fn handle(AxumState(app): AxumState<Arc<App>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return fault_response(Fault::validation(format!(
+                "Request body is larger than the limit of {MAX_BODY} bytes"
+            )))
+        }
+    };
+    if parts.method != Method::POST {
+        return fault_response(Fault::unknown_operation(
+            "Only POST requests with the JSON 1.0 protocol are accepted",
+        ));
+    }
+    if let Some(creds) = &app.credentials {
+        if let Err(f) = crate::sigv4::verify(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &bytes,
+            creds,
+            now_ms() / 1000,
+        ) {
+            return fault_response(f);
+        }
+    }
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(action) = target.strip_prefix(TARGET_PREFIX) else {
+        return fault_response(Fault::unknown_operation(format!(
+            "Missing or unknown X-Amz-Target header '{target}': expected {TARGET_PREFIX}<Action>"
+        )));
+    };
+    match dispatch(&app, action, &bytes).await {
+        Ok(body) => answer(StatusCode::OK, body),
+        Err(f) => fault_response(f),
+    }
+}
+
+async fn committed(rx: Option<oneshot::Receiver<Result<(), String>>>) -> Result<(), Fault> {
+    let Some(rx) = rx else {
+        return Ok(());
+    };
+    match rx.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(Fault::internal(format!(
+            "Could not persist the change: {err}"
+        ))),
+        Err(_) => Err(Fault::internal("The database writer stopped")),
+    }
+}
+
+/// Queues pending writes for commit, if there are any.
+fn commit_if_changed(st: &mut State) -> Option<oneshot::Receiver<Result<(), String>>> {
+    (!st.pending.is_empty() || !st.dirty.is_empty()).then(|| st.commit())
+}
+
+/// Runs one action. Public for the request decoder's property test.
+pub async fn dispatch(app: &App, action: &str, body: &[u8]) -> Result<String, Fault> {
+    let value = Req::parse(body)?;
+    let r = Req::root(&value)?;
+    match action {
+        "PollForDecisionTask" => return poll(app, &r, false).await,
+        "PollForActivityTask" => return poll(app, &r, true).await,
+        _ => {}
+    }
+    let (result, rx) = {
+        let mut st = app.lock();
+        let result = run_action(&mut st, action, &r, now_ms());
+        // Commit even after an error: nothing should be mutated then, but memory and disk must
+        // never disagree if something was.
+        (result, commit_if_changed(&mut st))
+    };
+    committed(rx).await?;
+    result
+}
+
+fn run_action(st: &mut State, action: &str, r: &Req, now: i64) -> Result<String, Fault> {
+    let v = match action {
+        "RegisterDomain" => st.register_domain(r),
+        "DescribeDomain" => st.describe_domain(r),
+        "ListDomains" => st.list_domains(r),
+        "DeprecateDomain" => st.deprecate_domain(r),
+        "UndeprecateDomain" => st.undeprecate_domain(r),
+        "RegisterWorkflowType" => st.register_type(Kind::Workflow, r, now),
+        "RegisterActivityType" => st.register_type(Kind::Activity, r, now),
+        "DescribeWorkflowType" => st.describe_type(Kind::Workflow, r),
+        "DescribeActivityType" => st.describe_type(Kind::Activity, r),
+        "ListWorkflowTypes" => st.list_types(Kind::Workflow, r),
+        "ListActivityTypes" => st.list_types(Kind::Activity, r),
+        "DeprecateWorkflowType" => st.deprecate_type(Kind::Workflow, r, now),
+        "DeprecateActivityType" => st.deprecate_type(Kind::Activity, r, now),
+        "UndeprecateWorkflowType" => st.undeprecate_type(Kind::Workflow, r),
+        "UndeprecateActivityType" => st.undeprecate_type(Kind::Activity, r),
+        "StartWorkflowExecution" => st.start_workflow(r, now),
+        "RespondDecisionTaskCompleted" => st.respond_decision(r, now),
+        "RecordActivityTaskHeartbeat" => st.heartbeat(r, now),
+        "RespondActivityTaskCompleted" => st.respond_activity(r, "completed", now),
+        "RespondActivityTaskFailed" => st.respond_activity(r, "failed", now),
+        "RespondActivityTaskCanceled" => st.respond_activity(r, "canceled", now),
+        "SignalWorkflowExecution" => st.signal_workflow(r, now),
+        "RequestCancelWorkflowExecution" => st.request_cancel_workflow(r, now),
+        "TerminateWorkflowExecution" => st.terminate_workflow(r, now),
+        "GetWorkflowExecutionHistory" => return st.get_history(r),
+        "DescribeWorkflowExecution" => st.describe_workflow(r),
+        "ListOpenWorkflowExecutions" => st.list_executions(r, true),
+        "ListClosedWorkflowExecutions" => st.list_executions(r, false),
+        "CountOpenWorkflowExecutions" => st.count_executions(r, true),
+        "CountClosedWorkflowExecutions" => st.count_executions(r, false),
+        "CountPendingDecisionTasks" => st.count_pending(r, false),
+        "CountPendingActivityTasks" => st.count_pending(r, true),
+        _ => {
+            return Err(Fault::unknown_operation(format!(
+                "Action {action} is not supported by swf-local"
+            )))
+        }
+    }?;
+    Ok(v.to_string())
+}
+
+async fn poll(app: &App, r: &Req<'_>, activity: bool) -> Result<String, Fault> {
+    {
+        let st = app.lock();
+        if activity {
+            st.validate_activity_poll(r)?;
+        } else if let Some(page) = st.decision_poll_page(r)? {
+            return Ok(page);
+        }
+    }
+    let key = (
+        r.name("domain")?.to_string(),
+        activity,
+        r.task_list("taskList")?,
+    );
+    let deadline = tokio::time::Instant::now() + app.long_poll_timeout;
+    loop {
+        let (got, rx, notify) = {
+            let mut st = app.lock();
+            let now = now_ms();
+            let got = if activity {
+                st.take_activity_task(r, now)
+            } else {
+                st.take_decision_task(r, now)
+            };
+            let rx = commit_if_changed(&mut st);
+            let notify = st.queues.entry(key.clone()).or_default().notify.clone();
+            (got, rx, notify)
+        };
+        if let Some(body) = got? {
+            committed(rx).await?;
+            return Ok(body);
+        }
+        committed(rx).await?;
+        // A task queued between unlocking and here leaves a permit in the Notify, so it is not missed.
+        tokio::select! {
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = app.cancel.cancelled() => break,
+        }
+    }
+    Ok(if activity {
+        empty_activity_task()
+    } else {
+        empty_decision_task()
+    })
+}
+
+/// Fires timeouts and timers at their deadlines until cancelled.
+pub async fn deadline_loop(app: Arc<App>) {
+    loop {
+        let next = {
+            let mut st = app.lock();
+            st.fire_due(now_ms());
+            // Nobody waits for this commit: the events are visible to the next request, which
+            // commits after it in queue order.
+            drop(commit_if_changed(&mut st));
+            st.deadlines.first().map(|d| d.0)
+        };
+        let wait = next.map_or(Duration::from_secs(3600), |d| {
+            Duration::from_millis((d - now_ms()).max(0) as u64)
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = app.timer_notify.notified() => {}
+            _ = app.cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Purges closed executions past their domain's retention period until cancelled.
+pub async fn retention_loop(app: Arc<App>) {
+    let mut tick = tokio::time::interval(app.retention_check_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = app.cancel.cancelled() => return,
+        }
+        let rx = {
+            let mut st = app.lock();
+            let purged = st.purge_expired(now_ms());
+            if purged > 0 {
+                tracing::info!(
+                    executions = purged,
+                    "Purged closed executions past their retention period."
+                );
+            }
+            commit_if_changed(&mut st)
+        };
+        if let Err(err) = committed(rx).await {
+            tracing::warn!(error = %err, "Committing the retention purge failed.");
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! SQLite persistence with group commit.
+//!
+//! The in-memory state is the source of truth while the server runs; this module makes it durable.
+//! Each request hands its writes (new history events, changed domain/type/execution rows) to one
+//! writer thread, which commits everything waiting as a single transaction and then acknowledges
+//! every batch in it; the HTTP answer is sent only after that acknowledgement. On start,
+//! [`Store::load`] reads everything back so the state machine can rebuild itself. The writer thread
+//! ends when the [`Writer`] is closed, after committing what is queued.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use rusqlite::{params, Connection};
+use tokio::sync::oneshot;
+
+use crate::Durability;
+
+/// One row change.
+#[derive(Debug)]
+pub enum Op {
+    Domain {
+        name: String,
+        json: String,
+    },
+    Type {
+        key: String,
+        json: String,
+    },
+    Execution {
+        run_id: String,
+        json: String,
+    },
+    Event {
+        run_id: String,
+        event_id: i64,
+        json: String,
+    },
+    DeleteExecution {
+        run_id: String,
+    },
+}
+
+enum Msg {
+    Batch {
+        ops: Vec<Op>,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    Close,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot read database: {0}")]
+    Read(#[from] rusqlite::Error),
+    #[error("corrupt row in database: {0}")]
+    Corrupt(String),
+    #[error("cannot start the database writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Everything stored, as written.
+pub struct Loaded {
+    pub domains: Vec<String>,
+    pub types: Vec<String>,
+    /// Execution rows with their events in id order.
+    pub executions: Vec<(String, Vec<String>)>,
+}
+
+pub struct Store;
+
+fn open(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
+    let err = |source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err)?;
+    let sync = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync).map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err)?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS domains (name TEXT PRIMARY KEY, json TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS types (key TEXT PRIMARY KEY, json TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS executions (run_id TEXT PRIMARY KEY, json TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS events (
+             run_id TEXT NOT NULL, event_id INTEGER NOT NULL, json TEXT NOT NULL,
+             PRIMARY KEY (run_id, event_id)) WITHOUT ROWID;",
+    )
+    .map_err(err)?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, reads it whole and starts the writer thread.
+    pub fn open(path: &Path, durability: Durability) -> Result<(Loaded, Writer), StoreError> {
+        let conn = open(path, durability)?;
+        let loaded = load(&conn)?;
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("swf-local-db".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(StoreError::Thread)?;
+        Ok((
+            loaded,
+            Writer {
+                tx,
+                thread: Some(thread),
+            },
+        ))
+    }
+}
+
+fn load(conn: &Connection) -> Result<Loaded, StoreError> {
+    let strings = |sql: &str| -> Result<Vec<String>, StoreError> {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    };
+    let domains = strings("SELECT json FROM domains")?;
+    let types = strings("SELECT json FROM types")?;
+    let mut executions = Vec::new();
+    {
+        let mut stmt = conn.prepare("SELECT run_id, json FROM executions")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut ev =
+            conn.prepare("SELECT event_id, json FROM events WHERE run_id = ?1 ORDER BY event_id")?;
+        for row in rows {
+            let (run_id, json) = row?;
+            let mut events = Vec::new();
+            let evs = ev.query_map([&run_id], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            for (i, e) in evs.enumerate() {
+                let (id, e) = e?;
+                if id != i as i64 + 1 {
+                    return Err(StoreError::Corrupt(format!(
+                        "execution {run_id} misses event {}",
+                        i + 1
+                    )));
+                }
+                events.push(e);
+            }
+            executions.push((json, events));
+        }
+    }
+    Ok(Loaded {
+        domains,
+        types,
+        executions,
+    })
+}
+
+fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
+    match op {
+        Op::Domain { name, json } => {
+            let mut s =
+                conn.prepare_cached("INSERT OR REPLACE INTO domains (name, json) VALUES (?1, ?2)")?;
+            s.execute(params![name, json])?;
+        }
+        Op::Type { key, json } => {
+            let mut s =
+                conn.prepare_cached("INSERT OR REPLACE INTO types (key, json) VALUES (?1, ?2)")?;
+            s.execute(params![key, json])?;
+        }
+        Op::Execution { run_id, json } => {
+            let mut s = conn.prepare_cached(
+                "INSERT OR REPLACE INTO executions (run_id, json) VALUES (?1, ?2)",
+            )?;
+            s.execute(params![run_id, json])?;
+        }
+        Op::Event {
+            run_id,
+            event_id,
+            json,
+        } => {
+            let mut s = conn.prepare_cached(
+                "INSERT OR REPLACE INTO events (run_id, event_id, json) VALUES (?1, ?2, ?3)",
+            )?;
+            s.execute(params![run_id, event_id, json])?;
+        }
+        Op::DeleteExecution { run_id } => {
+            conn.prepare_cached("DELETE FROM events WHERE run_id = ?1")?
+                .execute([run_id])?;
+            conn.prepare_cached("DELETE FROM executions WHERE run_id = ?1")?
+                .execute([run_id])?;
+        }
+    }
+    Ok(())
+}
+
+fn commit(conn: &Connection, batches: &[Vec<Op>]) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        for op in batches.iter().flatten() {
+            apply(conn, op)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(err) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(err)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>) {
+    let mut closing = false;
+    while !closing {
+        let first = match rx.recv() {
+            Ok(m) => m,
+            Err(_) => break,
+        };
+        let mut batches = Vec::new();
+        let mut waiters = Vec::new();
+        let mut push = |m: Msg, closing: &mut bool| match m {
+            Msg::Batch { ops, done } => {
+                if !ops.is_empty() {
+                    batches.push(ops);
+                }
+                waiters.push(done);
+            }
+            Msg::Close => *closing = true,
+        };
+        push(first, &mut closing);
+        // Group commit: everything that queued up while the last transaction ran goes in this one.
+        while let Ok(m) = rx.try_recv() {
+            push(m, &mut closing);
+        }
+        let result = if batches.is_empty() {
+            Ok(())
+        } else {
+            commit(&conn, &batches).map_err(|err| {
+                tracing::error!(error = %err, "Committing to the swf-local database failed.");
+                err.to_string()
+            })
+        };
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+    }
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+/// Handle to the writer thread.
+pub struct Writer {
+    tx: mpsc::Sender<Msg>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Queues a batch; the receiver resolves once it is committed. Batches commit in queue order.
+    pub fn submit(&self, ops: Vec<Op>) -> oneshot::Receiver<Result<(), String>> {
+        let (done, rx) = oneshot::channel();
+        if let Err(mpsc::SendError(Msg::Batch { done, .. })) =
+            self.tx.send(Msg::Batch { ops, done })
+        {
+            let _ = done.send(Err("the database writer has stopped".to_string()));
+        }
+        rx
+    }
+
+    /// Commits what is queued, then stops the thread and closes the database.
+    pub fn close(&mut self) {
+        let _ = self.tx.send(Msg::Close);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::Close);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn committed_rows_are_loaded_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let (loaded, mut w) = Store::open(&path, Durability::Normal).unwrap();
+            assert!(loaded.executions.is_empty());
+            let a = w.submit(vec![
+                Op::Execution {
+                    run_id: "r".into(),
+                    json: "{}".into(),
+                },
+                Op::Event {
+                    run_id: "r".into(),
+                    event_id: 1,
+                    json: "{\"eventId\":1}".into(),
+                },
+            ]);
+            let b = w.submit(vec![Op::Domain {
+                name: "d".into(),
+                json: "{}".into(),
+            }]);
+            a.await.unwrap().unwrap();
+            b.await.unwrap().unwrap();
+            w.close();
+        }
+        let (loaded, mut w) = Store::open(&path, Durability::Full).unwrap();
+        assert_eq!(loaded.domains.len(), 1);
+        assert_eq!(loaded.executions.len(), 1);
+        assert_eq!(loaded.executions[0].1.len(), 1);
+        w.close();
+    }
+}

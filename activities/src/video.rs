@@ -491,6 +491,40 @@ mod tests {
         let _ = h.run(&TestCtx::new("m", 1), input).await;
     }
 
+    /// Set in the child process of `an_exit_fault_ends_the_process_with_137`.
+    const EXIT_CHILD_ENV: &str = "ACTIVITIES_EXIT_FAULT_CHILD";
+
+    #[tokio::test]
+    async fn an_exit_fault_ends_the_process_with_137() {
+        let tmp = tempfile::tempdir().unwrap();
+        if std::env::var_os(EXIT_CHILD_ENV).is_some() {
+            // In the child: this must never return.
+            let h = VideoStageHandler::new(Arc::new(cfg(tmp.path())), Stage::Transcode);
+            let input = json!({"media_uuid": "m", "user_uuid": "u",
+                "faults": {"transcode": {"exit_process": true}}});
+            let out = h.run(&TestCtx::new("m", 1), input).await;
+            panic!("the process survived its exit fault: {out:?}");
+        }
+        // Run this very test again in a child process, which the fault must end with code 137.
+        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "video::tests::an_exit_fault_ends_the_process_with_137",
+                "--test-threads=1",
+            ])
+            .env(EXIT_CHILD_ENV, "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .expect("the child exits")
+            .unwrap();
+        assert_eq!(status.code(), Some(137), "{status:?}");
+    }
+
     #[tokio::test]
     async fn fault_attempts_lets_the_retry_succeed() {
         let tmp = tempfile::tempdir().unwrap();

@@ -264,6 +264,8 @@ pub struct HostOptions {
     pub drain_timeout: Duration,
     /// Concurrent long polls per decider task list.
     pub decider_pollers: usize,
+    /// How often the task lists' backlog is sampled into `swf_task_list_pending_tasks`.
+    pub backlog_sample_every: Duration,
 }
 
 impl HostOptions {
@@ -280,6 +282,7 @@ impl HostOptions {
             identity: cfg.identity(),
             drain_timeout: Duration::from_secs(cfg.drain_timeout_secs),
             decider_pollers: 2,
+            backlog_sample_every: Duration::from_secs(15),
         }
     }
 }
@@ -361,6 +364,29 @@ impl Host {
             let token = shutdown.clone();
             tasks.spawn(async move { worker.run(token).await.map_err(|e| e.to_string()) });
         }
+        let (workflows, activity_types) = crate::pipeline::registrations(&cfg.pipeline);
+        let known: Vec<(String, String)> = activity_types
+            .iter()
+            .map(|a| (a.activity_type.name.clone(), a.default_task_list.clone()))
+            .collect();
+        prime_metrics(opts, &known);
+        let mut decision_lists: Vec<String> = if opts.decider {
+            workflows.into_iter().map(|w| w.default_task_list).collect()
+        } else {
+            Vec::new()
+        };
+        decision_lists.dedup();
+        let sampler = spawn_backlog_sampler(
+            client.clone(),
+            opts.task_lists.iter().map(|t| t.name.clone()).collect(),
+            decision_lists,
+            opts.backlog_sample_every,
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            let _ = sampler.await;
+            Ok(())
+        });
         if let Some(h) = health {
             h.set_polling(true);
         }
@@ -552,4 +578,89 @@ impl SwfClient for HealthTracking {
     async fn count_pending_decision_tasks(&self, tl: &str) -> Result<u64, SwfError> {
         self.inner.count_pending_decision_tasks(tl).await
     }
+}
+
+/// Creates, at zero, every series this host will report with a label set known up front, so that
+/// dashboards and alerts see 0 rather than "no data" before the first event (a throttle, a dropped
+/// line) ever happens.
+pub fn prime_metrics(opts: &HostOptions, activity_types: &[(String, String)]) {
+    use crate::telemetry::metrics::{self as m, labels};
+    for op in [
+        "PollForDecisionTask",
+        "RespondDecisionTaskCompleted",
+        "PollForActivityTask",
+        "RecordActivityTaskHeartbeat",
+        "RespondActivityTaskCompleted",
+        "RespondActivityTaskFailed",
+        "RespondActivityTaskCanceled",
+        "StartWorkflowExecution",
+        "GetWorkflowExecutionHistory",
+    ] {
+        metrics::counter!(m::API_THROTTLES.name, labels::OPERATION => op).increment(0);
+    }
+    for d in [
+        m::LOG_LINES_SHIPPED,
+        m::LOG_LINES_SPOOLED,
+        m::LOG_LINES_DROPPED,
+        m::SPANS_EXPORTED,
+        m::SPANS_DROPPED,
+    ] {
+        metrics::counter!(d.name).increment(0);
+    }
+    for tl in &opts.task_lists {
+        metrics::gauge!(m::WORKER_DRAINING.name, labels::TASK_LIST => tl.name.clone()).set(0.0);
+        for (activity_type, list) in activity_types {
+            if list != &tl.name {
+                continue;
+            }
+            let at = activity_type.clone();
+            let tln = tl.name.clone();
+            metrics::counter!(m::ACTIVITY_UNKNOWN_RESOURCE.name,
+                labels::ACTIVITY_TYPE => at.clone(), labels::TASK_LIST => tln.clone())
+            .increment(0);
+            metrics::counter!(m::ACTIVITY_HEARTBEATS.name,
+                labels::ACTIVITY_TYPE => at.clone(), labels::TASK_LIST => tln.clone())
+            .increment(0);
+            for outcome in ["completed", "failed", "canceled"] {
+                metrics::counter!(m::ACTIVITY_TASKS.name,
+                    labels::ACTIVITY_TYPE => at.clone(), labels::TASK_LIST => tln.clone(),
+                    labels::OUTCOME => outcome)
+                .increment(0);
+            }
+        }
+    }
+}
+
+/// Samples the backlog of every task list this host serves (CountPending*Tasks) into
+/// `swf_task_list_pending_tasks` every `every`, until `shutdown`.
+pub fn spawn_backlog_sampler(
+    client: Arc<dyn SwfClient>,
+    activity_lists: Vec<String>,
+    decision_lists: Vec<String>,
+    every: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    use crate::telemetry::metrics::{labels, PENDING_TASKS};
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for tl in &activity_lists {
+                if let Ok(n) = client.count_pending_activity_tasks(tl).await {
+                    metrics::gauge!(PENDING_TASKS.name, labels::TASK_LIST => tl.clone())
+                        .set(n as f64);
+                }
+            }
+            for tl in &decision_lists {
+                if let Ok(n) = client.count_pending_decision_tasks(tl).await {
+                    metrics::gauge!(PENDING_TASKS.name, labels::TASK_LIST => tl.clone())
+                        .set(n as f64);
+                }
+            }
+        }
+    })
 }

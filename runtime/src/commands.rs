@@ -563,7 +563,7 @@ async fn inject(client: &dyn SwfClient, args: InjectArgs) -> CmdResult {
     };
     let info = wait_closed(client, &exec, Duration::from_secs(args.wait_timeout_secs)).await?;
     let events = fetch_history(client, &exec).await?;
-    let closing = events.last().map(|e| serde_json::to_value(e)).transpose()?;
+    let closing = events.last().map(serde_json::to_value).transpose()?;
     let status = info.close_status.unwrap_or_default();
     println!("task {status}");
     if let Some(ev) = closing {

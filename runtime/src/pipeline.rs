@@ -189,20 +189,46 @@ pub fn heartbeat_timeouts(cfg: &PipelineConfig) -> HashMap<String, Duration> {
         .collect()
 }
 
+/// The StartWorkflowExecution request for a pipeline workflow, with its task list and timeouts
+/// stated from the current configuration rather than left to the registered defaults: SWF keeps
+/// the defaults of the first registration of a type, which may predate a change of time scale.
+/// `None` when `workflow_type` is not a pipeline workflow.
+pub fn start_request(
+    cfg: &PipelineConfig,
+    workflow_type: &str,
+    workflow_id: &str,
+    input: String,
+) -> Option<StartWorkflow> {
+    let spec = activities::workflows(cfg)
+        .into_iter()
+        .find(|w| w.name == workflow_type)?;
+    Some(start_for(&spec, workflow_id, input))
+}
+
+fn start_for(spec: &WorkflowSpec, workflow_id: &str, input: String) -> StartWorkflow {
+    StartWorkflow {
+        workflow_id: workflow_id.to_string(),
+        workflow_type: Some(TypeRef {
+            name: spec.name.clone(),
+            version: spec.version.clone(),
+        }),
+        task_list: Some(spec.decider_task_list.clone()),
+        input: Some(input),
+        execution_start_to_close_timeout_secs: Some(spec.execution_start_to_close_secs),
+        task_start_to_close_timeout_secs: Some(spec.task_start_to_close_secs),
+        child_policy: Some(CHILD_POLICY.to_string()),
+        tag_list: Vec::new(),
+    }
+}
+
 /// Every pipeline handler, registered under its activity type, ready for an `ActivityWorker`.
 /// `client` is used by handlers that start workflows (Upload).
 pub fn activity_handlers(cfg: &PipelineConfig, client: Arc<dyn SwfClient>) -> ActivityRegistry {
     let starter = Arc::new(WorkflowStarter {
         client,
-        types: activities::workflows(cfg)
+        specs: activities::workflows(cfg)
             .into_iter()
-            .map(|w| {
-                let type_ref = TypeRef {
-                    name: w.name.clone(),
-                    version: w.version,
-                };
-                (w.name, (type_ref, w.decider_task_list))
-            })
+            .map(|w| (w.name.clone(), w))
             .collect(),
     });
     let mut registry = ActivityRegistry::new();
@@ -221,8 +247,7 @@ pub fn activity_handlers(cfg: &PipelineConfig, client: Arc<dyn SwfClient>) -> Ac
 /// Starts pipeline workflows by type name for handlers.
 struct WorkflowStarter {
     client: Arc<dyn SwfClient>,
-    /// Workflow type name -> (registered type, decider task list).
-    types: HashMap<String, (TypeRef, String)>,
+    specs: HashMap<String, WorkflowSpec>,
 }
 
 impl WorkflowStarter {
@@ -232,22 +257,15 @@ impl WorkflowStarter {
         workflow_id: &str,
         input: String,
     ) -> Result<String, StartWorkflowError> {
-        let Some((type_ref, task_list)) = self.types.get(workflow_type) else {
-            let mut known: Vec<&str> = self.types.keys().map(String::as_str).collect();
+        let Some(spec) = self.specs.get(workflow_type) else {
+            let mut known: Vec<&str> = self.specs.keys().map(String::as_str).collect();
             known.sort_unstable();
             return Err(StartWorkflowError::Rejected(format!(
                 "unknown workflow type {workflow_type}; the pipeline has {}",
                 known.join(", ")
             )));
         };
-        // Timeouts are left to the type's registered defaults, which state them all.
-        let start = StartWorkflow {
-            workflow_id: workflow_id.to_string(),
-            workflow_type: Some(type_ref.clone()),
-            task_list: Some(task_list.clone()),
-            input: Some(input),
-            ..StartWorkflow::default()
-        };
+        let start = start_for(spec, workflow_id, input);
         self.client
             .start_workflow_execution(&start)
             .await
@@ -637,6 +655,25 @@ mod tests {
     }
 
     #[test]
+    fn start_requests_state_task_list_and_timeouts_from_the_configuration() {
+        let cfg = PipelineConfig {
+            time_scale: 0.01,
+            ..PipelineConfig::default()
+        };
+        let spec = activities::video::workflow(&cfg);
+        let req = start_request(&cfg, "VideoProcessing", "m-1", "{}".into()).unwrap();
+        assert_eq!(req.workflow_id, "m-1");
+        assert_eq!(req.task_list.as_deref(), Some("video-processing-decider"));
+        assert_eq!(
+            req.execution_start_to_close_timeout_secs,
+            Some(spec.execution_start_to_close_secs)
+        );
+        assert_eq!(req.task_start_to_close_timeout_secs, Some(10));
+        assert_eq!(req.workflow_type.unwrap().version, "1.0");
+        assert!(start_request(&cfg, "Nope", "m-1", "{}".into()).is_none());
+    }
+
+    #[test]
     fn retry_policies_round_backoffs_and_list_non_retryable_reasons() {
         let cfg = PipelineConfig::default();
         let p = retry_policy(&cfg.retry_spec());
@@ -861,6 +898,7 @@ mod tests {
         use tokio::task::JoinHandle;
 
         struct Env {
+            cfg: PipelineConfig,
             client: Arc<dyn SwfClient>,
             out: PathBuf,
             shutdown: CancellationToken,
@@ -928,7 +966,8 @@ mod tests {
             }
             Env {
                 client,
-                out: cfg.output_dir,
+                out: cfg.output_dir.clone(),
+                cfg,
                 shutdown,
                 tasks,
                 server: Some(server),
@@ -943,17 +982,11 @@ mod tests {
                 workflow_id: &str,
                 input: &str,
             ) -> WorkflowExecution {
+                let request = start_request(&self.cfg, workflow_type, workflow_id, input.into())
+                    .expect("a pipeline workflow");
                 let run_id = self
                     .client
-                    .start_workflow_execution(&StartWorkflow {
-                        workflow_id: workflow_id.into(),
-                        workflow_type: Some(TypeRef {
-                            name: workflow_type.into(),
-                            version: activities::WORKFLOW_VERSION.into(),
-                        }),
-                        input: Some(input.into()),
-                        ..StartWorkflow::default()
-                    })
+                    .start_workflow_execution(&request)
                     .await
                     .unwrap();
                 WorkflowExecution {

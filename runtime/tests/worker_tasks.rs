@@ -686,6 +686,8 @@ fn shutdown_drains_in_flight_tasks_and_stops_polling() {
         let polls = h.fake.activity_polls(TL);
         let shutdown_at = Instant::now();
         h.shutdown.cancel();
+        // Once the outstanding long poll is abandoned, a new task stays on the task list.
+        assert!(h.fake.wait_for(WAIT, |f| f.polls_in_flight() == 0).await);
         h.push("t2", "Transcode", None);
         let fake = h.fake.clone();
         h.stop().await;
@@ -703,6 +705,26 @@ fn shutdown_drains_in_flight_tasks_and_stops_polling() {
         assert_eq!(fake.polls_in_flight(), 0);
         let seen = Seen::take(&snap);
         assert_eq!(seen.gauge(m::WORKER_DRAINING.name), 0.0);
+    });
+}
+
+#[test]
+fn a_task_handed_out_as_shutdown_begins_is_run_not_dropped() {
+    run_paused(|_snap| async move {
+        let h = Harness::start(echo_registry(), config(1));
+        assert!(h.fake.wait_for(WAIT, |f| f.polls_in_flight() == 1).await);
+        // The poll's answer and the shutdown arrive together: the answer wins.
+        h.shutdown.cancel();
+        h.push("t1", "Echo", Some("5"));
+        let fake = h.stop().await;
+        assert_eq!(
+            fake.activity_answers(),
+            vec![Recorded::Completed {
+                token: "t1".into(),
+                result: Some(r#"{"echo":5}"#.into()),
+            }]
+        );
+        assert_eq!(fake.activity_polls(TL), 1);
     });
 }
 
@@ -857,4 +879,46 @@ fn the_envelope_gives_the_handler_the_task_identity() {
         );
         h.stop().await;
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_real_parallelism_slots_bound_concurrency_and_every_task_is_answered_once() {
+    let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut registry = ActivityRegistry::new();
+    let (r, p) = (running.clone(), peak.clone());
+    registry.register(
+        "Work",
+        FnHandler(move |_ctx: ActivityContext, input: serde_json::Value| {
+            let (running, peak) = (r.clone(), p.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(ActivityOutcome::Completed(input))
+            }
+        }),
+    );
+    let fake = Arc::new(FakeSwf::new("d", Duration::from_millis(50)));
+    let mut cfg = config(4);
+    cfg.pollers = 2;
+    let h = Harness::start_with(fake, registry, cfg);
+    for i in 0..60 {
+        h.push(&format!("t{i}"), "Work", Some(&i.to_string()));
+    }
+    let answers = tokio::time::timeout(Duration::from_secs(30), h.answers(60))
+        .await
+        .expect("every task answered in time");
+    let fake = h.stop().await;
+    assert_eq!(answers.len(), 60);
+    let mut tokens: Vec<_> = answers.iter().filter_map(|a| a.token()).collect();
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 60, "a task was answered twice");
+    assert!(
+        peak.load(Ordering::SeqCst) <= 4,
+        "more tasks than slots ran"
+    );
+    assert_eq!(fake.pending_activity_tasks(TL), 0);
 }

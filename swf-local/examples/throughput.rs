@@ -2,12 +2,12 @@
 //!
 //! `cargo run --release -p swf-local --example throughput -- [SECONDS] [CONNECTIONS]`
 //!
+//! First: starts 10,000 executions and prints the process's resident memory.
 //! Phase 1: CONNECTIONS keep-alive connections (half deciders, half workers) cycle executions
 //! through poll -> respond (decision: schedule an activity; activity: complete it); every answer is
 //! committed before it is sent. Prints requests/s and latency percentiles.
 //! Phase 2: one parked activity poller; a decider schedules a task; prints how long the task takes
 //! to reach the poller (p50/p99, measured from sending the decision).
-//! Phase 3: starts 10,000 executions and prints the process's resident memory.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -144,6 +144,16 @@ async fn main() {
             "domain": DOMAIN, "workflowId": format!("wf-{i}"), "workflowType": {"name": "Flow", "version": "1"}})).await;
     }
 
+    // Memory first, while the process holds nothing else: 10,000 open executions.
+    for i in 0..10_000 {
+        c.call("StartWorkflowExecution", &json!({
+            "domain": DOMAIN, "workflowId": format!("mem-{i}"), "workflowType": {"name": "Flow", "version": "1"},
+            "taskList": {"name": "mem"}})).await;
+    }
+    println!(
+        "memory: {:.1} MB resident (server and this client) with 10,000 open executions",
+        rss_mb()
+    );
     // Phase 1: throughput.
     let stop = Arc::new(AtomicBool::new(false));
     let ids = Arc::new(AtomicU64::new(0));
@@ -252,15 +262,5 @@ async fn main() {
         pct(&wake, 0.99)
     );
 
-    // Phase 3: memory with 10,000 open executions.
-    for i in 0..10_000 {
-        c.call("StartWorkflowExecution", &json!({
-            "domain": DOMAIN, "workflowId": format!("mem-{i}"), "workflowType": {"name": "Flow", "version": "1"},
-            "taskList": {"name": "mem"}})).await;
-    }
-    println!(
-        "memory: {:.1} MB resident (server and this client) with 10,000 more open executions",
-        rss_mb()
-    );
     server.shutdown().await;
 }

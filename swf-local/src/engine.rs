@@ -580,6 +580,17 @@ impl State {
         }
         self.open_by_id
             .insert((ex.domain.clone(), ex.workflow_id.clone()), run_id.clone());
+        let identity = crate::replay::Identity {
+            domain: ex.domain.clone(),
+            workflow_id: ex.workflow_id.clone(),
+            run_id: run_id.clone(),
+        };
+        if let Ok(json) = serde_json::to_string(&identity) {
+            self.pending.push(crate::store::Op::Execution {
+                run_id: run_id.clone(),
+                json,
+            });
+        }
         self.execs.insert(run_id.clone(), ex);
         self.push(&run_id, "WorkflowExecutionStarted", attrs, now);
         self.schedule_decision(&run_id, now);
@@ -692,17 +703,18 @@ impl State {
         cause: Option<&str>,
         now: i64,
     ) {
-        let Some(ex) = self.open_exec_mut(run) else {
-            return;
-        };
-        ex.cancel_requested = true;
         let mut attrs = json!({});
         if let Some((wid, rid, initiated)) = external {
             attrs["externalWorkflowExecution"] = json!({"workflowId": wid, "runId": rid});
             attrs["externalInitiatedEventId"] = json!(initiated);
         }
         put(&mut attrs, "cause", cause);
-        self.push(run, "WorkflowExecutionCancelRequested", attrs, now);
+        if self.push(run, "WorkflowExecutionCancelRequested", attrs, now) == 0 {
+            return;
+        }
+        if let Some(ex) = self.open_exec_mut(run) {
+            ex.cancel_requested = true;
+        }
         self.schedule_decision(run, now);
     }
 
@@ -1759,6 +1771,14 @@ impl State {
             if details.is_some() {
                 ar.details = details;
             }
+            let op = crate::store::Op::Heartbeat {
+                run_id: run.clone(),
+                scheduled_id: sched,
+                started_id: ar.started_id,
+                ms: now,
+                details: ar.details.clone(),
+            };
+            self.pending.push(op);
         }
         self.mark(&run);
         Ok(json!({"cancelRequested": cancel}))

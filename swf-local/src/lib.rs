@@ -13,6 +13,7 @@
 mod engine;
 mod fault;
 mod input;
+mod replay;
 mod server;
 mod sigv4;
 mod state;
@@ -196,4 +197,11 @@ pub async fn dispatch_for_test(
     body: &[u8],
 ) -> Result<String, Fault> {
     server::dispatch(&handle.app, action, body).await
+}
+
+/// Executions whose state differs from a replay of their history; empty when a restart would
+/// rebuild exactly the running state. For tests.
+#[doc(hidden)]
+pub fn replay_mismatches(handle: &ServerHandle) -> Vec<String> {
+    replay::mismatches(&handle.app.lock())
 }

@@ -3,8 +3,8 @@
 //! One [`State`] lives behind a mutex for the whole server. Request handlers mutate it synchronously
 //! and every change is recorded twice: in memory (the source of truth while running) and as
 //! [`Op`]s collected in `pending`, which [`State::commit`] hands to the SQLite writer in order.
-//! Executions are stored as a JSON row (all mutable state, deadlines as epoch milliseconds) plus
-//! their append-only events, so [`State::load`] can rebuild queues and deadlines after a restart.
+//! Executions are stored as their append-only events (plus an identity row and last heartbeats);
+//! [`State::load`] replays them (see `replay.rs`) and rebuilds queues and deadlines.
 //! This module holds the model, domain and type registration, listings and counts; the execution
 //! engine (tasks, decisions, timeouts) is in `engine.rs`.
 
@@ -351,9 +351,40 @@ impl State {
         }
         let mut execs: Vec<Execution> = Vec::with_capacity(loaded.executions.len());
         for (row, events) in loaded.executions {
-            let mut ex: Execution = serde_json::from_str(&row).map_err(corrupt)?;
-            ex.events = events;
-            execs.push(ex);
+            let id: crate::replay::Identity = serde_json::from_str(&row).map_err(corrupt)?;
+            execs.push(crate::replay::replay(id, events).map_err(StoreError::Corrupt)?);
+        }
+        let mut by_run: HashMap<String, usize> = HashMap::new();
+        for (i, ex) in execs.iter().enumerate() {
+            by_run.insert(ex.run_id.clone(), i);
+        }
+        for hb in loaded.heartbeats {
+            let Some(&i) = by_run.get(&hb.run_id) else {
+                continue;
+            };
+            if let Some(run) = execs[i]
+                .activities
+                .get_mut(&hb.scheduled_id)
+                .and_then(|a| a.run.as_mut())
+                .filter(|r| r.started_id == hb.started_id)
+            {
+                run.heartbeat_ms = hb.ms;
+                run.details = hb.details;
+            }
+        }
+        // A child that continued as new is the same child to its parent; no parent event says so.
+        let open_children: Vec<(ParentRef, String)> = execs
+            .iter()
+            .filter(|e| e.is_open())
+            .filter_map(|e| e.parent.clone().map(|p| (p, e.run_id.clone())))
+            .collect();
+        for (p, run) in open_children {
+            if let Some(c) = by_run
+                .get(&p.run_id)
+                .and_then(|&i| execs[i].children.get_mut(&p.initiated_event_id))
+            {
+                c.run_id = run;
+            }
         }
         execs.sort_by_key(|e| e.start_ms);
         for ex in execs {
@@ -398,20 +429,10 @@ impl State {
     /// The receiver resolves when the database has committed them.
     pub fn commit(&mut self) -> oneshot::Receiver<Result<(), String>> {
         let first = self.deadlines.first().map(|d| d.0);
+        // Execution state is not written: it is rebuilt from the events on start.
         for run in std::mem::take(&mut self.dirty) {
-            if let Some(ex) = self.execs.get(&run) {
-                match serde_json::to_string(ex) {
-                    Ok(json) => self.pending.push(Op::Execution {
-                        run_id: run.clone(),
-                        json,
-                    }),
-                    Err(err) => {
-                        tracing::error!(run_id = %run, error = %err, "Serialising an execution failed.")
-                    }
-                }
-                if let Some(d) = ex.next_deadline() {
-                    self.deadlines.insert((d, run));
-                }
+            if let Some(d) = self.execs.get(&run).and_then(Execution::next_deadline) {
+                self.deadlines.insert((d, run));
             }
         }
         let new_first = self.deadlines.first().map(|d| d.0);

@@ -1,11 +1,13 @@
 //! SQLite persistence with group commit.
 //!
 //! The in-memory state is the source of truth while the server runs; this module makes it durable.
-//! Each request hands its writes (new history events, changed domain/type/execution rows) to one
-//! writer thread, which commits everything waiting as a single transaction and then acknowledges
-//! every batch in it; the HTTP answer is sent only after that acknowledgement. On start,
-//! [`Store::load`] reads everything back so the state machine can rebuild itself. The writer thread
-//! ends when the [`Writer`] is closed, after committing what is queued.
+//! Each request hands its writes (new history events, a new execution's identity row, heartbeats,
+//! changed domain/type rows) to one writer thread, which commits everything waiting as a single
+//! transaction and then acknowledges every batch in it; the HTTP answer is sent only after that
+//! acknowledgement. Events go to an append-only log (rowid order), so a commit touches a few
+//! sequential pages however many executions it covers; execution state is not stored but rebuilt
+//! from the events on start ([`Store::open`] reads everything back). The writer thread ends when
+//! the [`Writer`] is closed, after committing what is queued.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -27,6 +29,7 @@ pub enum Op {
         key: String,
         json: String,
     },
+    /// The identity of a new execution (domain, ids), written once.
     Execution {
         run_id: String,
         json: String,
@@ -35,6 +38,14 @@ pub enum Op {
         run_id: String,
         event_id: i64,
         json: String,
+    },
+    /// Heartbeats add no event, but their time and details must survive a restart.
+    Heartbeat {
+        run_id: String,
+        scheduled_id: i64,
+        started_id: i64,
+        ms: i64,
+        details: Option<String>,
     },
     DeleteExecution {
         run_id: String,
@@ -64,12 +75,22 @@ pub enum StoreError {
     Thread(std::io::Error),
 }
 
+/// The last heartbeat of a started activity.
+pub struct HeartbeatRow {
+    pub run_id: String,
+    pub scheduled_id: i64,
+    pub started_id: i64,
+    pub ms: i64,
+    pub details: Option<String>,
+}
+
 /// Everything stored, as written.
 pub struct Loaded {
     pub domains: Vec<String>,
     pub types: Vec<String>,
-    /// Execution rows with their events in id order.
+    /// Execution identity rows with their events in id order.
     pub executions: Vec<(String, Vec<String>)>,
+    pub heartbeats: Vec<HeartbeatRow>,
 }
 
 pub struct Store;
@@ -92,10 +113,14 @@ fn open(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS domains (name TEXT PRIMARY KEY, json TEXT NOT NULL);
          CREATE TABLE IF NOT EXISTS types (key TEXT PRIMARY KEY, json TEXT NOT NULL);
-         CREATE TABLE IF NOT EXISTS executions (run_id TEXT PRIMARY KEY, json TEXT NOT NULL);
-         CREATE TABLE IF NOT EXISTS events (
-             run_id TEXT NOT NULL, event_id INTEGER NOT NULL, json TEXT NOT NULL,
-             PRIMARY KEY (run_id, event_id)) WITHOUT ROWID;",
+         CREATE TABLE IF NOT EXISTS execution_ids (run_id TEXT PRIMARY KEY, json TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS event_log (
+             seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, event_id INTEGER NOT NULL,
+             json TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS heartbeats (
+             run_id TEXT NOT NULL, scheduled_id INTEGER NOT NULL, started_id INTEGER NOT NULL,
+             ms INTEGER NOT NULL, details TEXT, PRIMARY KEY (run_id, scheduled_id)) WITHOUT ROWID;
+         CREATE TEMP TABLE IF NOT EXISTS purge (run_id TEXT PRIMARY KEY);",
     )
     .map_err(err)?;
     Ok(conn)
@@ -129,35 +154,62 @@ fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     };
     let domains = strings("SELECT json FROM domains")?;
     let types = strings("SELECT json FROM types")?;
+    let mut by_run: std::collections::HashMap<String, Vec<String>> =
+        std::collections::HashMap::new();
+    {
+        // Rowid order is commit order, which is event id order within each execution.
+        let mut stmt = conn.prepare("SELECT run_id, event_id, json FROM event_log ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (run_id, id, json) = row?;
+            let events = by_run.entry(run_id).or_default();
+            if id != events.len() as i64 + 1 {
+                return Err(StoreError::Corrupt(format!(
+                    "event {id} is out of order (expected {})",
+                    events.len() + 1
+                )));
+            }
+            events.push(json);
+        }
+    }
     let mut executions = Vec::new();
     {
-        let mut stmt = conn.prepare("SELECT run_id, json FROM executions")?;
+        let mut stmt = conn.prepare("SELECT run_id, json FROM execution_ids")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        let mut ev =
-            conn.prepare("SELECT event_id, json FROM events WHERE run_id = ?1 ORDER BY event_id")?;
         for row in rows {
             let (run_id, json) = row?;
-            let mut events = Vec::new();
-            let evs = ev.query_map([&run_id], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })?;
-            for (i, e) in evs.enumerate() {
-                let (id, e) = e?;
-                if id != i as i64 + 1 {
-                    return Err(StoreError::Corrupt(format!(
-                        "execution {run_id} misses event {}",
-                        i + 1
-                    )));
-                }
-                events.push(e);
-            }
+            let events = by_run.remove(&run_id).unwrap_or_default();
             executions.push((json, events));
+        }
+    }
+    let mut heartbeats = Vec::new();
+    {
+        let mut stmt =
+            conn.prepare("SELECT run_id, scheduled_id, started_id, ms, details FROM heartbeats")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(HeartbeatRow {
+                run_id: r.get(0)?,
+                scheduled_id: r.get(1)?,
+                started_id: r.get(2)?,
+                ms: r.get(3)?,
+                details: r.get(4)?,
+            })
+        })?;
+        for row in rows {
+            heartbeats.push(row?);
         }
     }
     Ok(Loaded {
         domains,
         types,
         executions,
+        heartbeats,
     })
 }
 
@@ -175,7 +227,7 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
         }
         Op::Execution { run_id, json } => {
             let mut s = conn.prepare_cached(
-                "INSERT OR REPLACE INTO executions (run_id, json) VALUES (?1, ?2)",
+                "INSERT OR REPLACE INTO execution_ids (run_id, json) VALUES (?1, ?2)",
             )?;
             s.execute(params![run_id, json])?;
         }
@@ -185,14 +237,31 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
             json,
         } => {
             let mut s = conn.prepare_cached(
-                "INSERT OR REPLACE INTO events (run_id, event_id, json) VALUES (?1, ?2, ?3)",
+                "INSERT INTO event_log (run_id, event_id, json) VALUES (?1, ?2, ?3)",
             )?;
             s.execute(params![run_id, event_id, json])?;
         }
+        Op::Heartbeat {
+            run_id,
+            scheduled_id,
+            started_id,
+            ms,
+            details,
+        } => {
+            let mut s = conn.prepare_cached(
+                "INSERT OR REPLACE INTO heartbeats (run_id, scheduled_id, started_id, ms, details)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            s.execute(params![run_id, scheduled_id, started_id, ms, details])?;
+        }
         Op::DeleteExecution { run_id } => {
-            conn.prepare_cached("DELETE FROM events WHERE run_id = ?1")?
+            conn.prepare_cached("DELETE FROM heartbeats WHERE run_id = ?1")?
                 .execute([run_id])?;
-            conn.prepare_cached("DELETE FROM executions WHERE run_id = ?1")?
+            conn.prepare_cached("DELETE FROM execution_ids WHERE run_id = ?1")?
+                .execute([run_id])?;
+            // The event log has no run index (it would make every append a random write), so
+            // purged runs are collected and their events removed in one scan per commit.
+            conn.prepare_cached("INSERT OR IGNORE INTO temp.purge (run_id) VALUES (?1)")?
                 .execute([run_id])?;
         }
     }
@@ -202,8 +271,16 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
 fn commit(conn: &Connection, batches: &[Vec<Op>]) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| {
+        let mut purged = false;
         for op in batches.iter().flatten() {
+            purged |= matches!(op, Op::DeleteExecution { .. });
             apply(conn, op)?;
+        }
+        if purged {
+            conn.execute_batch(
+                "DELETE FROM event_log WHERE run_id IN (SELECT run_id FROM temp.purge);
+                 DELETE FROM temp.purge;",
+            )?;
         }
         Ok(())
     })();

@@ -127,6 +127,7 @@ async fn activity_round_trip_and_history() {
             .task_start_to_close_timeout(),
         "30"
     );
+    assert_replays(&env);
     env.server.shutdown().await;
 }
 
@@ -223,6 +224,7 @@ async fn domains_lifecycle_and_faults() {
     c.undeprecate_domain().name("d1").send().await.unwrap();
     let err = c.undeprecate_domain().name("d1").send().await.unwrap_err();
     assert!(err.into_service_error().is_domain_already_exists_fault());
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -402,6 +404,7 @@ async fn types_lifecycle_and_faults() {
         .send()
         .await
         .unwrap();
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -500,6 +503,7 @@ async fn start_faults_and_workflow_id_reuse() {
         .send()
         .await
         .unwrap();
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -569,6 +573,7 @@ async fn stale_tokens_get_unknown_resource() {
         .await
         .unwrap_err();
     assert_eq!(code(&err), "ValidationException");
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -635,6 +640,7 @@ async fn long_polls_wake_promptly_and_hand_out_distinct_tasks() {
         .await
         .unwrap()
     }
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -672,6 +678,7 @@ async fn one_decision_task_at_a_time_and_unhandled_decision() {
     decide(c, d2.task_token(), vec![complete("now")]).await;
     let h = history(c, "uh", &run).await;
     assert_eq!(kinds(&h).last().unwrap(), "WorkflowExecutionCompleted");
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -769,6 +776,7 @@ async fn decision_history_pages_and_reverse_order() {
         .await
         .unwrap_err();
     assert_eq!(code(&err), "ValidationException");
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -849,6 +857,7 @@ async fn timers_markers_and_their_failures() {
         .await
         .unwrap();
     assert_eq!(desc.open_counts().unwrap().open_timers(), 0);
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -1019,6 +1028,7 @@ async fn activity_decision_failures_and_cancellation() {
         desc.execution_info().unwrap().close_status(),
         Some(&CloseStatus::Failed)
     );
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -1201,6 +1211,7 @@ async fn children_signals_and_external_cancel() {
         attrs_of(&kid2, "WorkflowExecutionTerminated")["cause"],
         "CHILD_POLICY_APPLIED"
     );
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -1286,6 +1297,7 @@ async fn child_completion_reaches_parent_and_continue_as_new() {
             .count(),
         0
     );
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -1394,6 +1406,7 @@ async fn cancel_request_signal_and_terminate() {
         (Some("operator"), Some("why"), Some("TERMINATE"))
     );
     assert!(t.get("cause").is_none());
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -1607,6 +1620,7 @@ async fn listings_counts_and_filters() {
             .count(),
         1
     );
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -1640,6 +1654,7 @@ async fn history_limit_terminates_the_execution() {
         attrs_of(&raw, "WorkflowExecutionTerminated")["cause"],
         "EVENT_LIMIT_EXCEEDED"
     );
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -1692,6 +1707,7 @@ async fn retention_purges_closed_executions() {
         .send()
         .await
         .unwrap();
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -1767,4 +1783,5 @@ async fn malformed_requests_get_swf_shaped_400s() {
     .await;
     assert_eq!(status, 400);
     assert!(text.contains("'name'"), "{text}");
+    assert_replays(&env);
 }

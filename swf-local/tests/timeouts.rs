@@ -61,6 +61,7 @@ async fn activity_schedule_to_start() {
         .await
         .unwrap();
     assert!(empty.task_token().is_empty());
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -88,6 +89,7 @@ async fn activity_schedule_to_close() {
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -114,6 +116,7 @@ async fn activity_start_to_close() {
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -145,6 +148,7 @@ async fn activity_heartbeat_timeout_carries_details() {
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -183,6 +187,7 @@ async fn heartbeats_do_not_extend_start_to_close() {
     assert!(beats >= 5, "only {beats} heartbeats");
     let t = timed_out(c).await;
     assert_eq!(t.timeout_type(), &ActivityTaskTimeoutType::StartToClose);
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -230,6 +235,7 @@ async fn decision_task_start_to_close_reschedules() {
     decide(c, second.task_token(), vec![complete("ok")]).await;
     let h = history(c, "dt", &run).await;
     assert_eq!(kinds(&h).last().unwrap(), "WorkflowExecutionCompleted");
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -280,6 +286,7 @@ async fn workflow_execution_start_to_close() {
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -323,6 +330,7 @@ async fn child_execution_timeout_reaches_parent() {
         &WorkflowExecutionTimeoutType::StartToClose
     );
     assert_eq!(attrs.workflow_execution().unwrap().workflow_id(), "tc");
+    assert_replays(&env);
 }
 
 #[tokio::test]
@@ -340,4 +348,5 @@ async fn timer_fires_at_its_deadline() {
     let raw = raw_history(env.server.local_addr(), "tm", &run).await;
     let waited = ts(&raw, "TimerFired") - ts(&raw, "TimerStarted");
     assert!((1.0..3.0).contains(&waited), "fired after {waited} s");
+    assert_replays(&env);
 }

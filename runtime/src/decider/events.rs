@@ -257,3 +257,43 @@ impl StageRetrying<'_> {
         );
     }
 }
+
+/// A decision task is the first to see an activity task's close: its queueing and end-to-end
+/// latencies, which only SWF's timestamps (the history) know, are recorded here.
+pub struct ActivityLatencyObserved<'a> {
+    pub activity_type: &'a str,
+    pub task_list: &'a str,
+    pub activity_id: &'a str,
+    /// completed, failed, timed_out or canceled.
+    pub outcome: &'a str,
+    /// Scheduled -> started, when it started.
+    pub schedule_to_start_secs: Option<f64>,
+    /// Scheduled -> closed.
+    pub end_to_end_secs: f64,
+}
+
+impl ActivityLatencyObserved<'_> {
+    pub fn emit(&self) {
+        use crate::telemetry::metrics::{ACTIVITY_END_TO_END, ACTIVITY_SCHEDULE_TO_START};
+        if let Some(s2s) = self.schedule_to_start_secs {
+            metrics::histogram!(ACTIVITY_SCHEDULE_TO_START.name,
+                labels::ACTIVITY_TYPE => self.activity_type.to_string(),
+                labels::TASK_LIST => self.task_list.to_string())
+            .record(s2s.max(0.0));
+        }
+        metrics::histogram!(ACTIVITY_END_TO_END.name,
+            labels::ACTIVITY_TYPE => self.activity_type.to_string(),
+            labels::TASK_LIST => self.task_list.to_string(),
+            labels::OUTCOME => self.outcome.to_string())
+        .record(self.end_to_end_secs.max(0.0));
+        tracing::debug!(
+            { fields::ACTIVITY_TYPE } = self.activity_type,
+            { fields::ACTIVITY_ID } = self.activity_id,
+            { fields::TASK_LIST } = self.task_list,
+            { fields::OUTCOME } = self.outcome,
+            { fields::DURATION_MS } = (self.end_to_end_secs * 1000.0) as u64,
+            schedule_to_start_ms = self.schedule_to_start_secs.map(|s| (s * 1000.0) as u64),
+            "Activity task closed in the history."
+        );
+    }
+}

@@ -284,6 +284,7 @@ impl DeciderPoller {
             elapsed: started.elapsed(),
         }
         .emit();
+        emit_activity_latencies(&history, previous_started_event_id);
         emit_stage_events(
             &workflow_type,
             &history,
@@ -308,6 +309,28 @@ fn decision_schedule_to_start(history: &WorkflowHistory) -> Option<f64> {
         .find(|e| e.event_id == started.1)
         .map(|e| e.event_timestamp)?;
     Some(started.0 - scheduled_at)
+}
+
+/// Queueing and end-to-end latency of every activity task whose close this decision task is the
+/// first to see (a later decision task sees the same close as old and records nothing).
+fn emit_activity_latencies(history: &WorkflowHistory, previous_started_event_id: i64) {
+    for a in history.activities() {
+        let (Some(closed_id), Some(closed_at)) = (a.closed_event_id, a.closed_at) else {
+            continue;
+        };
+        if closed_id <= previous_started_event_id {
+            continue;
+        }
+        super::events::ActivityLatencyObserved {
+            activity_type: &a.activity_type.name,
+            task_list: a.task_list.as_ref().map_or("", |t| t.name.as_str()),
+            activity_id: &a.activity_id,
+            outcome: a.outcome.label(),
+            schedule_to_start_secs: a.started_at.map(|s| s - a.scheduled_at),
+            end_to_end_secs: closed_at - a.scheduled_at,
+        }
+        .emit();
+    }
 }
 
 /// Stage telemetry for the closes this decision task is the first to see.

@@ -119,6 +119,26 @@ impl SlotsChanged<'_> {
     }
 }
 
+/// The worker begins polling.
+pub struct WorkerStarted<'a> {
+    pub task_list: &'a str,
+    pub slots: usize,
+    pub activity_types: &'a [&'a str],
+}
+
+impl WorkerStarted<'_> {
+    pub fn emit(&self) {
+        metrics::gauge!(WORKER_DRAINING.name, labels::TASK_LIST => self.task_list.to_string())
+            .set(0.0);
+        tracing::info!(
+            { fields::TASK_LIST } = self.task_list,
+            slots = self.slots,
+            activity_types = %self.activity_types.join(","),
+            "Activity worker started."
+        );
+    }
+}
+
 /// Shutdown began: polls stopped, in-flight tasks may finish.
 pub struct DrainStarted<'a> {
     pub task_list: &'a str,
@@ -151,6 +171,23 @@ impl DrainTimedOut<'_> {
             { fields::TASK_LIST } = self.task_list,
             still_running = self.still_running,
             "Drain timeout passed; cancelling the remaining activity tasks and failing them."
+        );
+    }
+}
+
+/// Tasks cancelled at the drain timeout could not even be answered in time; the worker returns
+/// without them and SWF will time them out.
+pub struct DrainAbandoned<'a> {
+    pub task_list: &'a str,
+    pub still_running: usize,
+}
+
+impl DrainAbandoned<'_> {
+    pub fn emit(&self) {
+        tracing::error!(
+            { fields::TASK_LIST } = self.task_list,
+            still_running = self.still_running,
+            "Cancelled tasks could not be answered in time; SWF will time them out."
         );
     }
 }

@@ -247,12 +247,12 @@ impl ActivityWorker {
             total: config.slots,
         }
         .emit();
-        tracing::info!(
-            task_list = %env.task_list,
-            slots = config.slots,
-            activity_types = %env.registry.names().join(","),
-            "Activity worker started."
-        );
+        events::WorkerStarted {
+            task_list: &env.task_list,
+            slots: config.slots,
+            activity_types: &env.registry.names(),
+        }
+        .emit();
 
         let count = config.pollers.clamp(1, config.slots);
         futures::future::join_all((0..count).map(|_| pollers.clone().poll_loop())).await;
@@ -280,11 +280,11 @@ impl ActivityWorker {
                 .await
                 .is_err()
             {
-                tracing::error!(
-                    task_list = %env.task_list,
-                    still_running = pollers.tracker.len(),
-                    "Tasks cancelled at the drain timeout could not be answered in time; SWF will time them out."
-                );
+                events::DrainAbandoned {
+                    task_list: &env.task_list,
+                    still_running: pollers.tracker.len(),
+                }
+                .emit();
             }
         }
         events::Drained {

@@ -23,7 +23,7 @@ use super::handler::{
 };
 use crate::envelope::{token_hash, Envelope};
 use crate::swf::{ActivityTask, SwfClient, SwfError};
-use crate::telemetry::fields;
+use crate::telemetry::{fields, set_execution_parent};
 
 /// What every task of one worker shares.
 pub(crate) struct TaskEnv {
@@ -91,6 +91,8 @@ pub(crate) async fn run_task(env: Arc<TaskEnv>, task: ActivityTask) {
         { fields::ATTEMPT } = info.attempt,
         { fields::TASK_LIST } = %info.task_list,
     );
+    // One trace per workflow execution, whichever host runs the task.
+    set_execution_parent(&span, &info.run_id);
     execute(env, task.task_token, info, input, started)
         .instrument(span)
         .await;

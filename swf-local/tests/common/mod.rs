@@ -59,6 +59,16 @@ pub async fn start_env(tweak: impl FnOnce(&mut Config)) -> Env {
     }
 }
 
+/// A restart would rebuild exactly the state the server is running with.
+pub fn assert_replays(env: &Env) {
+    let diffs = swf_local::replay_mismatches(&env.server);
+    assert!(
+        diffs.is_empty(),
+        "replay differs from live state:\n{}",
+        diffs.join("\n")
+    );
+}
+
 /// Every wait in the tests goes through this.
 pub async fn bounded<T>(secs: u64, fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), fut)

@@ -302,7 +302,16 @@ fn the_cli_runs_the_pipeline_against_serve_local() -> Result<()> {
     let drained = format!("cli-drain-{}", uuid::Uuid::new_v4());
     expect_ok(
         &setup.run(
-            &["start", "--media-uuid", &drained, "--user-uuid", "user-cli"],
+            &[
+                "start",
+                "--media-uuid",
+                &drained,
+                "--user-uuid",
+                "user-cli",
+                // Transcode takes 1.3 s, so it is surely running when the signal comes.
+                "--input",
+                r#"{"faults":{"transcode":{"hang":true,"hang_secs":1.0}}}"#,
+            ],
             QUICK,
         )?,
         "start before SIGTERM",
@@ -311,6 +320,9 @@ fn the_cli_runs_the_pipeline_against_serve_local() -> Result<()> {
         count(events, "ActivityTaskStarted") == 1
     })?;
     let signalled = std::time::Instant::now();
+    let signalled_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64();
     host.terminate()?;
     let status = host.wait_bounded(Duration::from_secs(DRAIN_SECS + 10))?;
     assert_eq!(
@@ -336,6 +348,15 @@ fn the_cli_runs_the_pipeline_against_serve_local() -> Result<()> {
         count(&events, "ActivityTaskStarted"),
         1,
         "nothing new was started after SIGTERM"
+    );
+    let answered = events
+        .iter()
+        .find(|e| e["eventType"] == "ActivityTaskCompleted")
+        .and_then(|e| e["eventTimestamp"].as_f64())
+        .unwrap();
+    assert!(
+        answered > signalled_epoch,
+        "the task in flight at SIGTERM was finished and answered during the drain"
     );
     Ok(())
 }

@@ -70,7 +70,7 @@ metric!(
     [l::ACTIVITY_TYPE, l::TASK_LIST, l::OUTCOME]
 );
 metric!(ACTIVITY_TASKS, "swf_activity_tasks_total", Counter,
-    "Activity tasks finished by this worker, by outcome (completed, failed, canceled, timed_out, deferred).",
+    "Activity tasks finished by this worker, by outcome (completed, failed, canceled, timed_out, deferred, answer_failed).",
     [l::ACTIVITY_TYPE, l::TASK_LIST, l::OUTCOME]);
 metric!(
     ACTIVITY_HEARTBEATS,

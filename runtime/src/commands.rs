@@ -4,7 +4,6 @@
 //! `serve-local` and `demo` stay up until a signal (or, for `demo`, until every execution closed).
 //! Exit codes: 0 success, 1 failure of the operation, 2 bad usage or input.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -354,14 +353,15 @@ pub fn workflow_input(
 }
 
 async fn start(client: &dyn SwfClient, cfg: &Config, args: StartArgs) -> CmdResult {
-    let wt = workflow_type(cfg, &args.workflow_type)?;
+    workflow_type(cfg, &args.workflow_type)?;
     let input = workflow_input(&args.media_uuid, &args.user_uuid, args.input.as_deref())?;
-    let start = StartWorkflow {
-        workflow_id: args.media_uuid.clone(),
-        workflow_type: Some(wt),
-        input: Some(input),
-        ..StartWorkflow::default()
-    };
+    // Task list and timeouts from this configuration, not the type's registered defaults (SWF
+    // keeps those from the first registration).
+    let start =
+        crate::pipeline::start_request(&cfg.pipeline, &args.workflow_type, &args.media_uuid, input)
+            .ok_or_else(|| {
+                CommandError::usage(format!("unknown workflow type {:?}", args.workflow_type))
+            })?;
     let run_id = match client.start_workflow_execution(&start).await {
         Ok(r) => r,
         Err(SwfError::WorkflowAlreadyStarted(_)) => {
@@ -586,7 +586,9 @@ async fn inject(client: &dyn SwfClient, args: InjectArgs) -> CmdResult {
 }
 
 fn complete_list(cfg: &Config) -> CmdResult {
-    let pending = crate::manual::ManualStore::new(&cfg.data_dir).list()?;
+    let pending = crate::manual::ManualStore::new(&cfg.data_dir)
+        .with_output_dir(&cfg.pipeline.output_dir)
+        .list()?;
     if pending.is_empty() {
         println!("No manual tasks are waiting.");
     }
@@ -600,29 +602,31 @@ fn complete_list(cfg: &Config) -> CmdResult {
 }
 
 async fn complete(client: &dyn SwfClient, cfg: &Config, args: CompleteArgs) -> CmdResult {
-    let store = crate::manual::ManualStore::new(&cfg.data_dir);
-    let (token, file): (String, Option<PathBuf>) = match (&args.token_file, &args.media_uuid) {
-        (Some(f), _) => (
-            std::fs::read_to_string(f)
-                .map_err(|e| CommandError::usage(format!("cannot read {}: {e}", f.display())))?
-                .trim()
-                .to_string(),
-            None,
-        ),
-        (None, Some(m)) => {
-            let p = store.find(m)?.ok_or_else(|| {
-                CommandError::usage(format!(
+    let store =
+        crate::manual::ManualStore::new(&cfg.data_dir).with_output_dir(&cfg.pipeline.output_dir);
+    let (token, pending): (String, Option<crate::manual::PendingTask>) =
+        match (&args.token_file, &args.media_uuid) {
+            (Some(f), _) => (
+                std::fs::read_to_string(f)
+                    .map_err(|e| CommandError::usage(format!("cannot read {}: {e}", f.display())))?
+                    .trim()
+                    .to_string(),
+                None,
+            ),
+            (None, Some(m)) => {
+                let p = store.find(m)?.ok_or_else(|| {
+                    CommandError::usage(format!(
                     "no manual task is waiting for media {m} (see `swf-runtime complete --list`)"
                 ))
-            })?;
-            (p.token.clone(), Some(p.path.clone()))
-        }
-        (None, None) => {
-            return Err(CommandError::usage(
-                "give --media-uuid U or --token-file F (or --list)",
-            ))
-        }
-    };
+                })?;
+                (p.token.clone(), Some(p))
+            }
+            (None, None) => {
+                return Err(CommandError::usage(
+                    "give --media-uuid U or --token-file F (or --list)",
+                ))
+            }
+        };
     if let Some(result) = &args.result {
         serde_json::from_str::<Value>(result)
             .map_err(|e| CommandError::usage(format!("--result is not valid JSON: {e}")))?;
@@ -633,8 +637,10 @@ async fn complete(client: &dyn SwfClient, cfg: &Config, args: CompleteArgs) -> C
     };
     match res {
         Ok(()) => {
-            if let Some(f) = file {
-                let _ = std::fs::remove_file(f);
+            if let Some(p) = pending {
+                if let Err(e) = store.mark_answered(&p) {
+                    eprintln!("swf-runtime: answered, but {e}");
+                }
             }
             println!(
                 "task {} {}",

@@ -17,7 +17,7 @@ use crate::cli::DemoArgs;
 use crate::commands::{fetch_timeline, CommandError};
 use crate::config::Config;
 use crate::decider::Timeline;
-use crate::swf::{StartWorkflow, TypeRef, WorkflowExecution};
+use crate::swf::{TypeRef, WorkflowExecution};
 use crate::telemetry::{self, HealthState};
 
 /// Nominal critical path: stageA, the slower of B and C, stageD.
@@ -213,14 +213,16 @@ pub async fn demo(mut cfg: Config, args: DemoArgs) -> Result<ExitCode, CommandEr
         if let Some(f) = &faults {
             input["faults"] = f.clone();
         }
-        let run_id = client
-            .start_workflow_execution(&StartWorkflow {
-                workflow_id: media_uuid.clone(),
-                workflow_type: Some(video.clone()),
-                input: Some(input.to_string()),
-                ..StartWorkflow::default()
-            })
-            .await?;
+        let start = crate::pipeline::start_request(
+            &cfg.pipeline,
+            &video.name,
+            &media_uuid,
+            input.to_string(),
+        )
+        .ok_or_else(|| {
+            CommandError::fail_msg("the pipeline defines no VideoProcessing workflow")
+        })?;
+        let run_id = client.start_workflow_execution(&start).await?;
         executions.push(WorkflowExecution {
             workflow_id: media_uuid,
             run_id,

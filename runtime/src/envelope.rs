@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Identity carried with every activity task the decider schedules.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskContext {
     #[serde(default)]
@@ -29,6 +29,19 @@ pub struct TaskContext {
 
 fn one() -> u32 {
     1
+}
+
+impl Default for TaskContext {
+    /// The context of a task that came without an envelope: no ids, first attempt.
+    fn default() -> Self {
+        TaskContext {
+            media_uuid: String::new(),
+            user_uuid: String::new(),
+            workflow_type: String::new(),
+            stage: String::new(),
+            attempt: 1,
+        }
+    }
 }
 
 /// `{"swf_runtime": {...context...}, "input": <the stage's own input>}`.
@@ -112,6 +125,10 @@ mod tests {
 
         let (ctx, input) = Envelope::decode(Some("{\"media_uuid\": \"x\"}"));
         assert_eq!(ctx, TaskContext::default());
+        assert_eq!(
+            ctx.attempt, 1,
+            "a task without an envelope is a first attempt"
+        );
         assert_eq!(input, serde_json::json!({"media_uuid": "x"}));
         let (_, input) = Envelope::decode(Some("not json"));
         assert_eq!(input, serde_json::json!("not json"));

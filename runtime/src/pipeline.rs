@@ -9,7 +9,8 @@
 //! - [`activity_handlers`]: the worker's [`ActivityRegistry`], each [`activities::Handler`] wrapped
 //!   so that the worker's [`ActivityContext`] serves as its [`TaskCtx`] (ids, attempt, heartbeats,
 //!   cancellation) and `start_workflow` goes through the SWF client;
-//! - [`heartbeat_timeouts`]: per activity type, for the workers' own heartbeat pacing.
+//! - [`heartbeat_timeouts`]: per activity type, for the workers' own heartbeat pacing;
+//! - [`start_request`]: a StartWorkflowExecution request with task list and timeouts stated.
 //!
 //! Nothing here keeps state between tasks; the adapters live as long as the worker and decider.
 
@@ -1242,6 +1243,40 @@ mod tests {
             .unwrap();
             let info = env.closed(&face, Duration::from_secs(20)).await;
             assert_eq!(info.close_status.as_deref(), Some("COMPLETED"));
+            env.stop().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn an_unanswered_manual_task_is_retried_then_fails_the_workflow() {
+            let cfg = PipelineConfig {
+                time_scale: 0.01,
+                face_recognition: activities::FaceRecognitionConfig {
+                    schedule_to_start_secs: Some(5),
+                    start_to_close_secs: Some(1),
+                    max_attempts: 2,
+                    ..activities::FaceRecognitionConfig::default()
+                },
+                ..PipelineConfig::default()
+            };
+            let env = env(cfg).await;
+            let face = env
+                .start(
+                    "FaceRecognition",
+                    "face-2",
+                    r#"{"media_uuid":"face-2","user_uuid":"u-1"}"#,
+                )
+                .await;
+            let info = env.closed(&face, Duration::from_secs(20)).await;
+            assert_eq!(info.close_status.as_deref(), Some("FAILED"));
+            let tl = env.timeline(&face).await;
+            let stage = &tl.stages[0];
+            assert_eq!(stage.stage, "recognize_faces_manual");
+            assert_eq!(stage.attempts.len(), 2);
+            for a in &stage.attempts {
+                assert_eq!(a.timeout_type.as_deref(), Some("START_TO_CLOSE"), "{a:?}");
+            }
+            let reason = env.failure_reason(&face).await;
+            assert!(reason.contains("2 attempts"), "{reason}");
             env.stop().await;
         }
     }

@@ -272,6 +272,32 @@ fn the_cli_runs_the_pipeline_against_serve_local() -> Result<()> {
         "the injected task ran the real handler (relative output folder of `run`)"
     );
 
+    // inject upload: the intake's entry point starts the media's VideoProcessing.
+    let uploaded = format!("cli-upload-{}", uuid::Uuid::new_v4());
+    let upload_input = format!(r#"{{"media_uuid":"{uploaded}","user_uuid":"user-cli"}}"#);
+    let upload = setup.run(
+        &[
+            "inject",
+            "upload",
+            "--input",
+            &upload_input,
+            "--wait",
+            "--wait-timeout-secs",
+            "100",
+        ],
+        SLOW,
+    )?;
+    expect_ok(&upload, "inject upload --wait");
+    let result: Value = upload
+        .stdout
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no result printed:\n{upload}"));
+    assert_eq!(result["workflow_id"], uploaded.as_str(), "{upload}");
+    let video = poll_describe(&setup, &uploaded, "COMPLETED")?;
+    assert_eq!(video["workflow_type"]["name"], "VideoProcessing");
+    assert_eq!(video["execution"]["run_id"], result["run_id"]);
+
     // complete: the open FaceRecognition with the token the handler handed out.
     let listed = setup.run(&["complete", "--list"], QUICK)?;
     expect_ok(&listed, "complete --list");
@@ -482,6 +508,180 @@ fn complete_finds_the_waiting_manual_task_by_media_uuid() -> Result<()> {
 }
 
 #[test]
+fn mistakes_get_a_plain_message_and_the_right_exit_code() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_server, url) = serve_local(dir.path())?;
+    let setup = Setup::new(url, "cli-mistakes", dir);
+    expect_ok(&setup.run(&["register"], QUICK)?, "register");
+    let _host = setup.host()?;
+    // (args, exit code, what stderr must say)
+    let cases: [(&[&str], i32, &str); 5] = [
+        (
+            &["history", "no-such-media"],
+            1,
+            "no execution with workflow id no-such-media",
+        ),
+        (
+            &["describe", "no-such-media"],
+            1,
+            "no execution with workflow id no-such-media",
+        ),
+        (
+            &[
+                "start",
+                "--media-uuid",
+                "m",
+                "--user-uuid",
+                "u",
+                "--input",
+                "{oops",
+            ],
+            2,
+            "--input is not valid JSON",
+        ),
+        (
+            &[
+                "start",
+                "--media-uuid",
+                "m",
+                "--user-uuid",
+                "u",
+                "--workflow-type",
+                "Nope",
+            ],
+            2,
+            "unknown workflow type \"Nope\"; known: VideoProcessing, FaceRecognition",
+        ),
+        (
+            &["inject", "thumbnails", "--input", "zz"],
+            2,
+            "--input is not valid JSON",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let out = setup.run(args, QUICK)?;
+        assert_eq!(out.code, Some(code), "{args:?}:\n{out}");
+        assert!(out.stderr.contains(message), "{args:?}:\n{out}");
+        assert!(!out.stderr.contains("panicked"), "{args:?}:\n{out}");
+    }
+    // An activity type nobody registered: the injected task fails with SWF's cause, exit 1.
+    let out = setup.run(
+        &[
+            "inject",
+            "no_such_activity",
+            "--input",
+            "{}",
+            "--wait",
+            "--wait-timeout-secs",
+            "100",
+        ],
+        SLOW,
+    )?;
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout.contains("task FAILED") && out.stdout.contains("ACTIVITY_TYPE_DOES_NOT_EXIST"),
+        "{out}"
+    );
+    // A bad stage input fails the task (non-retryable), never the worker: the next one runs.
+    let out = setup.run(
+        &[
+            "inject",
+            "thumbnails",
+            "--input",
+            r#"{"media_uuid":"../etc"}"#,
+            "--wait",
+            "--wait-timeout-secs",
+            "100",
+        ],
+        SLOW,
+    )?;
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stdout.contains("media_uuid contains '/'"), "{out}");
+    let out = setup.run(
+        &[
+            "inject",
+            "thumbnails",
+            "--input",
+            r#"{"media_uuid":"ok-after-bad","user_uuid":"u"}"#,
+            "--wait",
+            "--wait-timeout-secs",
+            "100",
+        ],
+        SLOW,
+    )?;
+    expect_ok(&out, "inject after a bad input");
+    Ok(())
+}
+
+/// Runs `swf-runtime demo` on the embedded swf-local with nothing configured but its folder.
+fn demo(dir: &Path, extra: &[&str]) -> Result<Output> {
+    let mut cmd = swf_runtime(dir);
+    cmd.args(["demo", "--time-scale", "0.01", "--plain"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--metrics-addr", "127.0.0.1:0"]);
+    run_bounded(cmd, SLOW)
+}
+
+#[test]
+fn the_demo_runs_the_pipeline_and_prints_each_timeline() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = demo(
+        dir.path(),
+        &["--workflows", "2", "--media-uuid", "demo-first"],
+    )?;
+    expect_ok(&out, "demo");
+    assert!(
+        out.stdout.contains("All 2 execution(s) completed."),
+        "{out}"
+    );
+    assert_eq!(
+        out.stdout.matches("Completed in ").count(),
+        2,
+        "one summary per execution:\n{out}"
+    );
+    for stage in ["transcode", "thumbnails", "detect_faces", "publish"] {
+        let rows = out
+            .stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with(stage) && l.trim_end().ends_with("completed"))
+            .count();
+        assert_eq!(rows, 2, "{stage} row per execution:\n{out}");
+    }
+    assert!(out.stdout.contains("critical path transcode -> "), "{out}");
+    let outputs = dir.path().join("data/media-output/demo-first");
+    assert!(outputs.join("published.json").is_file(), "{out}");
+    // What the demo says to run next works: its history is in the data folder it named.
+    let mut cmd = swf_runtime(dir.path());
+    cmd.args(["history", "demo-first", "--data-dir"])
+        .arg(dir.path().join("data"));
+    let history = run_bounded(cmd, QUICK)?;
+    expect_ok(&history, "history after the demo");
+    assert!(
+        history.stdout.contains("WorkflowExecutionCompleted"),
+        "{history}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_demo_exits_non_zero_when_an_execution_fails() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = demo(
+        dir.path(),
+        &["--faults", r#"{"publish":{"fail_times":99}}"#],
+    )?;
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout.contains("Some executions did not complete."),
+        "{out}"
+    );
+    assert!(out.stdout.contains("Failed"), "{out}");
+    Ok(())
+}
+
+#[test]
 fn a_config_file_with_an_unknown_key_exits_2_naming_the_key() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("swf-runtime.toml");
@@ -555,6 +755,39 @@ fn video_processing_completes_on_moto() -> Result<()> {
         host.stdout(),
         host.stderr(),
         server.stderr()
+    );
+    // A failed attempt, its backoff timer and the retry work on moto too.
+    let retried = format!("moto-retry-{}", uuid::Uuid::new_v4());
+    let start = setup.run(
+        &[
+            "start",
+            "--media-uuid",
+            &retried,
+            "--user-uuid",
+            "user-moto",
+            "--input",
+            r#"{"faults":{"thumbnails":{"fail_times":1}}}"#,
+            "--wait",
+            "--wait-timeout-secs",
+            "100",
+        ],
+        SLOW,
+    )?;
+    assert!(
+        start.ok() && start.stdout.contains("execution closed: COMPLETED"),
+        "{start}\n--- run's log\n{}\n{}\n--- moto\n{}",
+        host.stdout(),
+        host.stderr(),
+        server.stderr()
+    );
+    let history = setup.run(&["history", &retried], QUICK)?;
+    assert!(
+        history
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("stage thumbnails ")
+                && l.contains("completed after 2 attempt(s)")),
+        "{history}"
     );
     let history = setup.run(&["history", &media], QUICK)?;
     expect_ok(&history, "history on moto");

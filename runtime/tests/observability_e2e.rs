@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use swf_runtime::app::{self, Embed, Host, HostOptions};
 use swf_runtime::commands::{fetch_timeline, wait_closed};
 use swf_runtime::config::Config;
-use swf_runtime::swf::{StartWorkflow, SwfClient, TypeRef, WorkflowExecution};
+use swf_runtime::swf::{SwfClient, WorkflowExecution};
 use swf_runtime::telemetry::{self, fields, HealthState};
 
 fn repo_root() -> PathBuf {
@@ -41,16 +41,15 @@ async fn start_video(
     if let Some(f) = faults {
         input["faults"] = f;
     }
+    let start = swf_runtime::pipeline::start_request(
+        &Config::default().pipeline,
+        "VideoProcessing",
+        media,
+        input.to_string(),
+    )
+    .expect("VideoProcessing is defined");
     let run_id = client
-        .start_workflow_execution(&StartWorkflow {
-            workflow_id: media.to_string(),
-            workflow_type: Some(TypeRef {
-                name: "VideoProcessing".into(),
-                version: "1.0".into(),
-            }),
-            input: Some(input.to_string()),
-            ..StartWorkflow::default()
-        })
+        .start_workflow_execution(&start)
         .await
         .expect("start the execution");
     WorkflowExecution {

@@ -465,9 +465,9 @@ async fn the_manual_task_token_is_kept_for_swf_runtime_complete() -> Result<()> 
     let m = media("faces-store");
     let exec = p.start_media("FaceRecognition", &m, None).await?;
     let token = handed_out_token(&p, &m).await?;
-    // `swf-runtime complete --media-uuid` and `complete --list` read the ManualStore; the token
-    // the handler left open must be there by the time the handler has answered.
-    let store = ManualStore::new(&p.cfg.data_dir);
+    // `swf-runtime complete --media-uuid` and `complete --list` read the ManualStore (as they
+    // build it); the token the handler left open must be there once the handler has answered.
+    let store = ManualStore::new(&p.cfg.data_dir).with_output_dir(&p.cfg.pipeline.output_dir);
     let pending = eventually(
         "the token in the manual task store",
         Duration::from_secs(5),
@@ -485,8 +485,14 @@ async fn the_manual_task_token_is_kept_for_swf_runtime_complete() -> Result<()> 
         }
     };
     assert_eq!(pending.token, token);
+    assert_eq!(pending.media_uuid, m);
     swf_runtime::worker::complete_by_hand(p.client.as_ref(), &pending.token, Some("{}".into()))
         .await?;
+    store.mark_answered(&pending)?;
+    assert!(
+        store.find(&m)?.is_none(),
+        "an answered task is no longer waiting"
+    );
     assert_eq!(
         p.wait_closed(&exec).await?.close_status.as_deref(),
         Some("COMPLETED")
@@ -582,48 +588,91 @@ async fn bad_inputs_fail_at_once_with_a_reason_and_the_worker_keeps_serving() ->
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_injected_upload_starts_video_processing_for_its_media() -> Result<()> {
-    let p = Pipeline::start(|_| {}).await?;
-    let m = media("upload");
+/// Puts one `upload` task on its task list the way `swf-runtime inject` does (the built-in
+/// inject workflow) and returns the task's result once it completed.
+async fn inject_upload(p: &Pipeline, input: Value) -> Result<Value> {
     let inject = InjectInput {
         activity_type: "upload".into(),
         version: "1.0".into(),
         task_list: None,
-        input: json!({"media_uuid": m, "user_uuid": "user-e2e", "source": "file:///in/clip.mov"})
-            .to_string(),
+        input: input.to_string(),
         start_to_close_secs: None,
     };
-    let inject_exec = {
-        let id = format!("inject-{}", uuid::Uuid::new_v4());
-        let run_id = p
-            .client
-            .start_workflow_execution(&StartWorkflow {
-                workflow_id: id.clone(),
-                workflow_type: Some(swf_runtime::inject::inject_type()),
-                task_list: Some(swf_runtime::app::INJECT_DECIDER_TASK_LIST.into()),
-                input: Some(serde_json::to_string(&inject)?),
-                ..StartWorkflow::default()
-            })
-            .await?;
-        WorkflowExecution {
-            workflow_id: id,
-            run_id,
-        }
+    let id = format!("inject-{}", uuid::Uuid::new_v4());
+    let run_id = p
+        .client
+        .start_workflow_execution(&StartWorkflow {
+            workflow_id: id.clone(),
+            workflow_type: Some(swf_runtime::inject::inject_type()),
+            task_list: Some(swf_runtime::app::INJECT_DECIDER_TASK_LIST.into()),
+            input: Some(serde_json::to_string(&inject)?),
+            ..StartWorkflow::default()
+        })
+        .await?;
+    let exec = WorkflowExecution {
+        workflow_id: id,
+        run_id,
     };
-    let info = p.wait_closed(&inject_exec).await?;
+    let info = p.wait_closed(&exec).await?;
     assert_eq!(
         info.close_status.as_deref(),
         Some("COMPLETED"),
         "{}",
-        p.dump(&inject_exec).await
+        p.dump(&exec).await
     );
-    let events = p.events(&inject_exec).await?;
-    let result: Value = serde_json::from_str(
+    let events = p.events(&exec).await?;
+    Ok(serde_json::from_str(
         attributes(of_type(&events, "WorkflowExecutionCompleted")[0])["result"]
             .as_str()
-            .unwrap(),
-    )?;
+            .expect("the inject workflow completes with the task's result"),
+    )?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_upload_accepts_the_workflow_already_open_for_its_media() -> Result<()> {
+    let p = Pipeline::start(|_| {}).await?;
+    let m = media("upload-twice");
+    // Transcode pauses 2 s first (well inside its 3 s timeout), so the execution is surely still
+    // open when the repeated upload arrives.
+    let faults = json!({"transcode": {"hang": true, "hang_secs": 2.0}});
+    let video = p
+        .start_media("VideoProcessing", &m, Some(json!({ "faults": faults })))
+        .await?;
+    let result = inject_upload(
+        &p,
+        json!({"media_uuid": m, "user_uuid": "user-e2e", "faults": faults}),
+    )
+    .await?;
+    assert_eq!(result["already_started"], true, "{result}");
+    assert_eq!(result["run_id"], Value::Null, "{result}");
+    let info = p.client.describe_workflow_execution(&video).await?;
+    assert_eq!(info.execution_status, "OPEN", "the test's premise");
+    assert_eq!(
+        p.wait_closed(&video).await?.close_status.as_deref(),
+        Some("COMPLETED")
+    );
+    let runs = p
+        .client
+        .list_executions(
+            swf_runtime::swf::ExecutionState::Closed,
+            3600,
+            Some(m.as_str()),
+        )
+        .await?;
+    assert_eq!(runs.len(), 1, "one VideoProcessing for the media, not two");
+    p.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_upload_starts_video_processing_for_its_media() -> Result<()> {
+    let p = Pipeline::start(|_| {}).await?;
+    let m = media("upload");
+    let result = inject_upload(
+        &p,
+        json!({"media_uuid": m, "user_uuid": "user-e2e", "source": "file:///in/clip.mov"}),
+    )
+    .await?;
     assert_eq!(result["workflow_type"], "VideoProcessing");
     assert_eq!(result["workflow_id"], m.as_str());
     assert_eq!(result["already_started"], false);

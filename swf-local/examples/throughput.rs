@@ -95,6 +95,17 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU seconds this process has used (user + system), from /proc.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name, starting with the state: utime and stime
+    // are the 12th and 13th of them, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (field(11) + field(12)) / 100.0
+}
+
 fn schedule(id: u64) -> Value {
     json!([{
         "decisionType": "ScheduleActivityTask",
@@ -194,6 +205,7 @@ async fn main() {
         }));
     }
     let started = Instant::now();
+    let cpu_before = cpu_secs();
     tokio::time::sleep(Duration::from_secs(secs)).await;
     stop.store(true, Ordering::Relaxed);
     let mut lat = Vec::new();
@@ -201,6 +213,7 @@ async fn main() {
         lat.extend(t.await.expect("client task"));
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu_before;
     lat.sort_unstable();
     println!(
         "throughput: {} requests in {:.1} s = {:.0} requests/s over {conns} connections (latency p50 {:.2} ms, p99 {:.2} ms)",
@@ -209,6 +222,12 @@ async fn main() {
         lat.len() as f64 / elapsed,
         pct(&lat, 0.50),
         pct(&lat, 0.99)
+    );
+    // Independent of what else runs on the machine: requests per CPU-second of this process
+    // (server, its database thread and the client together).
+    println!(
+        "cpu: {cpu:.1} CPU-seconds used = {:.0} requests per CPU-second (server and client together)",
+        lat.len() as f64 / cpu.max(0.001)
     );
 
     // Phase 2: wake-up latency of a parked poller.

@@ -1097,7 +1097,8 @@ impl State {
         put(&mut attrs, "executionContext", context.as_ref());
         let completed_id = self.push(&run, "DecisionTaskCompleted", attrs, now);
         if let Some(ex) = self.open_exec_mut(&run) {
-            ex.followup = false;
+            // `followup` stays set when events arrived while the task was started: the decider
+            // has not seen them, so another decision task follows this one.
             ex.prev_started = started;
             if context.is_some() {
                 ex.latest_context = context;
@@ -1111,7 +1112,7 @@ impl State {
         }
         if let Some(ex) = self.open_exec_mut(&run) {
             ex.decision = DecisionState::Idle;
-            if std::mem::take(&mut ex.followup) {
+            if std::mem::take(&mut ex.followup) || unhandled {
                 self.schedule_decision(&run, now);
             }
         }

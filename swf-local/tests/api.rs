@@ -1785,3 +1785,28 @@ async fn malformed_requests_get_swf_shaped_400s() {
     assert!(text.contains("'name'"), "{text}");
     assert_replays(&env);
 }
+
+#[tokio::test]
+async fn events_during_a_started_decision_task_cause_another() {
+    let env = start_env(|_| {}).await;
+    let c = &env.client;
+    setup(c).await;
+    let run = start_wf(c, "follow").await;
+    let d = decision_task(c).await;
+    c.signal_workflow_execution()
+        .domain(DOMAIN)
+        .workflow_id("follow")
+        .signal_name("late")
+        .send()
+        .await
+        .unwrap();
+    // An answer without decisions: the signal it has not seen still needs a decision task.
+    decide(c, d.task_token(), vec![]).await;
+    let d2 = decision_task(c).await;
+    assert!(kinds(d2.events()).contains(&"WorkflowExecutionSignaled".to_string()));
+    let h = history(c, "follow", &run).await;
+    let k = kinds(&h);
+    let completed = k.iter().position(|e| e == "DecisionTaskCompleted").unwrap();
+    assert_eq!(k[completed + 1], "DecisionTaskScheduled");
+    assert_replays(&env);
+}

@@ -653,6 +653,13 @@ async fn complete(client: &dyn SwfClient, cfg: &Config, args: CompleteArgs) -> C
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            // A task SWF no longer knows (timed out, already answered) will never be answerable:
+            // take it off the waiting list so `complete --list` stays truthful.
+            if let (crate::worker::ManualError::TaskGone(_), Some(p)) = (&e, &pending) {
+                let _ = store.mark_answered(p);
+            }
+            Err(e.into())
+        }
     }
 }

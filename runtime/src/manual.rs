@@ -178,9 +178,11 @@ impl ManualStore {
     /// Every waiting task, oldest first.
     pub fn list(&self) -> Result<Vec<PendingTask>, ManualStoreError> {
         let mut out = Vec::new();
+        // No token folder yet is normal (only deferring handlers create it): the request files
+        // under the output folder are still listed below.
         let entries = match std::fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Ok(e) => Some(e),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(ManualStoreError::Io {
                     path: self.dir.clone(),
@@ -188,7 +190,7 @@ impl ManualStore {
                 })
             }
         };
-        for entry in entries.flatten() {
+        for entry in entries.into_iter().flatten().flatten() {
             let path = entry.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;

@@ -3,8 +3,12 @@
 //! stopped, starved of their Logstash or collector, fed bad input, and each drill asserts on the
 //! execution histories, the JSON log files and `/metrics` what an operator relies on.
 //!
-//! Time is scaled down (0.01, 0.002 for the chaos run) and every wait is a deadline loop on an
-//! observable condition (see `common/drill.rs`). Each drill prints its duration.
+//! Drill 1 also runs against moto's SWF server when `moto_server` is installed. Time is scaled
+//! down (0.01, 0.002 for the chaos run) and every wait is a deadline loop on an observable
+//! condition (see `common/drill.rs`); the only sleeps pace the chaos run's kills. Each drill
+//! prints its duration; the chaos run's seed can be changed with `DRILL_CHAOS_SEED`.
+//!
+//! Run: `cargo test -p swf-runtime --test drills -- --nocapture`.
 
 #[path = "common/drill.rs"]
 mod drill;
@@ -71,16 +75,64 @@ async fn wait_metric(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_01_worker_killed_mid_activity() -> Result<()> {
     let t0 = Instant::now();
-    // Transcode runs 3 s (300 s nominal x 0.01) with a 2 s heartbeat timeout: long enough to be
-    // killed in the middle, short enough to time out quickly.
-    let d = Drill::new(
-        "worker-killed",
+    let d = worker_killed_drill_setup("worker-killed")?;
+    let (_sl, url) = d.serve_local("swf-local").await?;
+    worker_killed_drill(&d, &url).await?;
+    report("01 worker killed mid-activity", t0);
+    Ok(())
+}
+
+/// Drill 1 against moto's SWF server, a third-party implementation (it enforces heartbeat
+/// timeouts lazily, at the next API call, and answers polls at once). Skipped, saying so, when
+/// `moto_server` is not installed (`pip install 'moto[server]'`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_01_worker_killed_mid_activity_on_moto() -> Result<()> {
+    let t0 = Instant::now();
+    let Some(moto) = find_on_path("moto_server") else {
+        println!("drill 01 on moto: SKIPPED, moto_server is not on PATH");
+        return Ok(());
+    };
+    let d = worker_killed_drill_setup("worker-killed-moto")?;
+    let port = free_port();
+    let _moto = d.spawn_program("moto", &moto, &["-H", "127.0.0.1", "-p", &port.to_string()])?;
+    wait_for(
+        Duration::from_secs(30),
+        "moto_server to listen",
+        || async move {
+            Ok(tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    worker_killed_drill(&d, &format!("http://127.0.0.1:{port}")).await?;
+    report("01 worker killed mid-activity, on moto", t0);
+    Ok(())
+}
+
+fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Transcode runs 3 s (300 s nominal x 0.01) with a 2 s heartbeat timeout: long enough to be
+/// killed in the middle, short enough to time out quickly.
+fn worker_killed_drill_setup(name: &str) -> Result<Drill> {
+    Drill::new(
+        name,
         &Extra {
             pipeline: "transcode_secs = 300.0",
             ..Extra::default()
         },
-    )?;
-    let (_sl, url) = d.serve_local("swf-local").await?;
+    )
+}
+
+async fn worker_killed_drill(d: &Drill, url: &str) -> Result<()> {
+    let url = url.to_string();
     let client = d.client(&url).await?;
     d.register(client.as_ref()).await?;
     let decider = d.runtime("decider", &url, &["--no-workers"])?;
@@ -167,7 +219,6 @@ async fn drill_01_worker_killed_mid_activity() -> Result<()> {
         1.0,
     )
     .await?;
-    report("01 worker killed mid-activity", t0);
     Ok(())
 }
 
@@ -373,6 +424,18 @@ async fn drill_03_worker_past_its_timeout() -> Result<()> {
         1.0,
     )
     .await?;
+    // The hanging handler was cancelled: its task ended long before the hang would have.
+    let finished = lines_with(&rt, "Activity task finished.")
+        .into_iter()
+        .find(|l| field(l, "activity_id") == Some(first_publish.as_str()))
+        .context("the abandoned task's closing line")?;
+    assert_eq!(field(&finished, "outcome"), Some("timed_out"), "{finished}");
+    assert!(
+        finished["duration_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms < 10_000),
+        "{finished}"
+    );
     // The hanging handler's slot was given back.
     let text = scrape(rt.metrics_addr(0).await?).await?;
     assert_eq!(
@@ -556,7 +619,9 @@ async fn drill_05_graceful_stop() -> Result<()> {
             "{}",
             h.summary()
         );
+        // Neither an activity nor a decision task was stranded by the stop.
         assert!(!h.has("ActivityTaskTimedOut"), "{}", h.summary());
+        assert!(!h.has("DecisionTaskTimedOut"), "{}", h.summary());
         assert_each_stage_completed_once(&h);
     }
     report("05 graceful stop", t0);
@@ -608,6 +673,22 @@ async fn drill_06_logstash_down_then_back() -> Result<()> {
     let first = start_video(client.as_ref(), "drill-logstash-1", None).await?;
     wait_closed(client.as_ref(), &first, CLOSE_WITHIN).await?;
     wait_metric(&rt, 0, "swf_log_lines_spooled_total", &[], 1.0).await?;
+    // While Logstash is down the lines wait on disk, not in memory.
+    let spool = rt.log_dir().join("logstash-spool");
+    let spooled_bytes: u64 = std::fs::read_dir(&spool)
+        .with_context(|| format!("reading {}", spool.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(
+        spooled_bytes > 0,
+        "nothing in the spool at {}",
+        spool.display()
+    );
+    let rss_kib = rss_kib(rt.pid())?;
+    assert!(rss_kib < 256 * 1024, "resident memory {rss_kib} KiB");
 
     let listener = TcpListener::bind(("127.0.0.1", port)).context("Logstash's port was taken")?;
     let received = logstash_stand_in(listener);
@@ -640,11 +721,21 @@ async fn drill_06_logstash_down_then_back() -> Result<()> {
     assert_eq!(metric_sum(&text, "swf_log_lines_dropped_total", &[]), 0.0);
     assert!(metric_sum(&text, "swf_log_lines_shipped_total", &[]) >= local.len() as f64 - 5.0);
     println!(
-        "drill 06: {} lines shipped once each, in order ({moved} lines of concurrent threads interleaved differently)",
+        "drill 06: {} lines shipped once each, in order ({moved} lines of concurrent threads interleaved differently); {spooled_bytes} bytes spooled while down, RSS {rss_kib} KiB",
         local.len()
     );
     report("06 Logstash down then back", t0);
     Ok(())
+}
+
+/// Resident memory of a process, from `/proc/<pid>/status`.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no VmRSS line")
 }
 
 /// Checks that `shipped` holds exactly the lines of `local`, once each, in the same order for
@@ -747,6 +838,10 @@ async fn drill_08_chaos() -> Result<()> {
         .unwrap_or(20_261_126);
     let chaos_for = Duration::from_secs(25);
     let tables = format!("[pipeline.retry]\nmax_attempts = {MAX_ATTEMPTS}\n");
+    assert!(
+        chaos_faults(3).is_some_and(|f| f.contains(&format!("\"fail_times\":{MAX_ATTEMPTS}"))),
+        "the doomed executions fail every attempt"
+    );
     let d = Drill::new(
         "chaos",
         &Extra {
@@ -785,8 +880,9 @@ async fn drill_08_chaos() -> Result<()> {
             let gap = chaos_for.mul_f64(0.6) / batches as u32;
             for b in 0..batches {
                 for i in 0..N / batches {
-                    let id = format!("drill-chaos-{:03}", b * (N / batches) + i);
-                    execs.push(start_video(client.as_ref(), &id, None).await?);
+                    let n = b * (N / batches) + i;
+                    let id = format!("drill-chaos-{n:03}");
+                    execs.push(start_video(client.as_ref(), &id, chaos_faults(n)).await?);
                 }
                 tokio::time::sleep(gap).await;
             }
@@ -833,9 +929,19 @@ async fn drill_08_chaos() -> Result<()> {
         let h = history(client.as_ref(), e).await?;
         timeouts += h.of_type("ActivityTaskTimedOut").len();
         let done = h.count_by_stage("ActivityTaskCompleted");
+        let n: usize = e.workflow_id.trim_start_matches("drill-chaos-").parse()?;
+        let doomed = chaos_faults(n).is_some_and(|f| f.contains("thumbnails"));
         let dups: usize = done.values().filter(|&&n| n > 1).map(|n| n - 1).sum();
         duplicated += dups;
         match info.close_status.as_deref() {
+            Some("COMPLETED") if doomed => {
+                println!(
+                    "{}: completed although thumbnails fails every attempt: {}",
+                    e.workflow_id,
+                    h.summary()
+                );
+                lost += 1;
+            }
             Some("COMPLETED") => {
                 let missing = VIDEO_STAGES
                     .iter()
@@ -858,6 +964,8 @@ async fn drill_08_chaos() -> Result<()> {
                 let exhausted = scheduled
                     .iter()
                     .any(|(s, n)| *n >= MAX_ATTEMPTS && !done.contains_key(s));
+                let exhausted =
+                    exhausted && (!doomed || scheduled.get("thumbnails") == Some(&MAX_ATTEMPTS));
                 if exhausted {
                     failed_by_policy += 1;
                 } else {
@@ -882,9 +990,27 @@ async fn drill_08_chaos() -> Result<()> {
     assert_eq!(lost, 0);
     assert_eq!(duplicated, 0);
     assert_eq!(completed + failed_by_policy, N);
+    let doomed = (0..N)
+        .filter(|n| chaos_faults(*n).is_some_and(|f| f.contains("thumbnails")))
+        .count();
+    assert!(
+        failed_by_policy >= doomed,
+        "every execution whose stage fails all attempts failed"
+    );
     assert!(kills >= 10, "the chaos must actually kill: {kills}");
     report("08 chaos", t0);
     Ok(())
+}
+
+/// The faults of chaos execution `n`: one in ten fails thumbnails on every attempt (its retry
+/// policy must fail the execution), one in ten fails publish twice (the retries must complete
+/// it), the rest have none.
+fn chaos_faults(n: usize) -> Option<&'static str> {
+    match n % 10 {
+        3 => Some(r#"{"faults":{"thumbnails":{"fail_times":6}}}"#),
+        7 => Some(r#"{"faults":{"publish":{"fail_times":2}}}"#),
+        _ => None,
+    }
 }
 
 fn assert_swf_error(status: u16, body: &str, what: &str) -> Result<String> {
@@ -1006,6 +1132,82 @@ async fn drill_09_bad_input() -> Result<()> {
     );
     let info = wait_closed(client.as_ref(), &good, CLOSE_WITHIN).await?;
     assert_eq!(info.close_status.as_deref(), Some("COMPLETED"));
+
+    // Unknown activity types: one SWF does not know, and one no worker has a handler for. Both
+    // end the injected task with a clear reason and a non-zero exit, nothing hangs.
+    let (status, stdout, stderr) = d
+        .run_once(
+            "inject-unregistered",
+            &[
+                "--endpoint-url",
+                &url,
+                "inject",
+                "drill_not_registered",
+                "--input",
+                "{}",
+                "--wait",
+                "--wait-timeout-secs",
+                "30",
+            ],
+            Duration::from_secs(40),
+        )
+        .await?;
+    assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("task FAILED") && stdout.contains("ACTIVITY_TYPE_DOES_NOT_EXIST"),
+        "{stdout}"
+    );
+    client
+        .register_activity_type(&swf_runtime::swf::ActivityTypeRegistration {
+            activity_type: swf_runtime::swf::TypeRef {
+                name: "drill_no_handler".into(),
+                version: "1.0".into(),
+            },
+            description: None,
+            default_task_list: activities::VIDEO_TASK_LIST.into(),
+            default_schedule_to_start_timeout_secs: Some(60),
+            default_schedule_to_close_timeout_secs: Some(120),
+            default_start_to_close_timeout_secs: Some(60),
+            default_heartbeat_timeout_secs: None,
+        })
+        .await?;
+    let (status, stdout, stderr) = d
+        .run_once(
+            "inject-no-handler",
+            &[
+                "--endpoint-url",
+                &url,
+                "inject",
+                "drill_no_handler",
+                "--input",
+                "{}",
+                "--wait",
+                "--wait-timeout-secs",
+                "30",
+            ],
+            Duration::from_secs(40),
+        )
+        .await?;
+    assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("task FAILED"), "{stdout}");
+    let unknown = wait_for(
+        Duration::from_secs(10),
+        "the worker's unknown-type line",
+        || {
+            let found = lines_with(
+                &rt,
+                "No handler registered for this activity type; failing the task.",
+            )
+            .into_iter()
+            .find(|l| field(l, "activity_type") == Some("drill_no_handler"));
+            async move { Ok(found) }
+        },
+    )
+    .await?;
+    assert!(
+        field(&unknown, "known_types").is_some_and(|k| k.contains("transcode")),
+        "{unknown}"
+    );
 
     // `start --input` beyond SWF's 32,768 characters: a clear usage error before any call.
     let big = format!("{{\"source\":\"{}\"}}", "x".repeat(33_000));
@@ -1210,7 +1412,7 @@ async fn drill_10_security() -> Result<()> {
         input: Some(r#"{"media_uuid":"drill-security-face","user_uuid":"u"}"#.into()),
         ..Default::default()
     };
-    client.start_workflow_execution(&face).await?;
+    let face_run = client.start_workflow_execution(&face).await?;
     // The manual stage hands its task token to a person in a request file, never to the logs.
     let request = d
         .path()
@@ -1230,6 +1432,52 @@ async fn drill_10_security() -> Result<()> {
         },
     )
     .await?;
+    // A person answers it with `complete`, which finds the token by media uuid and reaches the
+    // embedded endpoint through the host's data folder, signing with the configured secret.
+    let mut complete = d.spawn_in(
+        "complete",
+        &host.dir,
+        &[
+            "complete",
+            "--media-uuid",
+            "drill-security-face",
+            "--result",
+            r#"{"faces":[]}"#,
+        ],
+    )?;
+    let status = complete.wait_exit(Duration::from_secs(30)).await?;
+    let (mut out, mut err) = (complete.stdout(), complete.stderr());
+    let by_media = (status.success() && out.contains("completed"))
+        .then_some(())
+        .ok_or_else(|| format!("`complete --media-uuid` failed ({status}): {out}{err}"));
+    if by_media.is_err() {
+        // Answer with the token file instead, so the rest of the drill still runs; the failure
+        // above is reported at the end.
+        let token_file = d.path().join("face.token");
+        std::fs::write(&token_file, &token)?;
+        let token_arg = token_file.display().to_string();
+        let mut again = d.spawn_in(
+            "complete-by-file",
+            &host.dir,
+            &[
+                "complete",
+                "--token-file",
+                &token_arg,
+                "--result",
+                r#"{"faces":[]}"#,
+            ],
+        )?;
+        let status = again.wait_exit(Duration::from_secs(30)).await?;
+        out.push_str(&again.stdout());
+        err.push_str(&again.stderr());
+        assert!(status.success(), "{out}{err}");
+    }
+    let face_exec = swf_runtime::swf::WorkflowExecution {
+        workflow_id: "drill-security-face".into(),
+        run_id: face_run,
+    };
+    let info = wait_closed(client.as_ref(), &face_exec, CLOSE_WITHIN).await?;
+    assert_eq!(info.close_status.as_deref(), Some("COMPLETED"));
     host.signal("TERM")?;
     let status = host.wait_exit(Duration::from_secs(40)).await?;
     assert!(status.success(), "{}", host.stderr());
@@ -1239,6 +1487,8 @@ async fn drill_10_security() -> Result<()> {
     let mut all_text = raw.join("\n");
     all_text.push_str(&host.stdout());
     all_text.push_str(&host.stderr());
+    all_text.push_str(&out);
+    all_text.push_str(&err);
     assert!(
         !all_text.contains(&secret),
         "the secret key reached the logs"
@@ -1267,6 +1517,10 @@ async fn drill_10_security() -> Result<()> {
         }
     }
     assert!(hashes >= 4, "task lines carry the token's hash: {hashes}");
+    // An operator answers a manual task by its media uuid (`swf-runtime complete --media-uuid`).
+    if let Err(e) = by_media {
+        panic!("{e}");
+    }
     report("10 security", t0);
     Ok(())
 }

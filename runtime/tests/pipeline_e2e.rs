@@ -477,11 +477,16 @@ async fn the_manual_task_token_is_kept_for_swf_runtime_complete() -> Result<()> 
     let pending = match pending {
         Ok(pending) => pending,
         Err(e) => {
+            let p_out = p.cfg.pipeline.output_dir.clone();
             // Leave SWF tidy before failing.
             let _ =
                 swf_runtime::worker::fail_by_hand(p.client.as_ref(), &token, "test", None).await;
             p.stop().await;
-            panic!("{e}: {} holds nothing", store.dir().display());
+            panic!(
+                "{e}: neither {} nor the request files under {} gave it",
+                store.dir().display(),
+                p_out.display()
+            );
         }
     };
     assert_eq!(pending.token, token);

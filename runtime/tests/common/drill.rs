@@ -312,6 +312,23 @@ impl Drill {
 
     pub fn spawn_with(&self, name: &str, config: &Path, args: &[&str]) -> Result<Proc> {
         let dir = self.path().join(name);
+        self.spawn_full(name, config, &dir, args)
+    }
+
+    /// Like [`Drill::spawn`], with the data folder of another process (to reach the endpoint it
+    /// embeds and advertises there); stdout and stderr still go to `<root>/<name>`.
+    pub fn spawn_in(&self, name: &str, data_dir: &Path, args: &[&str]) -> Result<Proc> {
+        self.spawn_full(name, &self.config_path, data_dir, args)
+    }
+
+    fn spawn_full(
+        &self,
+        name: &str,
+        config: &Path,
+        data_dir: &Path,
+        args: &[&str],
+    ) -> Result<Proc> {
+        let dir = self.path().join(name);
         std::fs::create_dir_all(&dir)?;
         let stdout = std::fs::File::create(dir.join("stdout.txt"))?;
         let stderr = std::fs::File::create(dir.join("stderr.txt"))?;
@@ -319,7 +336,7 @@ impl Drill {
             .arg("--config")
             .arg(config)
             .arg("--data-dir")
-            .arg(&dir)
+            .arg(data_dir)
             .arg("--region")
             .arg("us-east-1")
             .args(args)
@@ -335,6 +352,25 @@ impl Drill {
             .stderr(stderr)
             .spawn()
             .with_context(|| format!("spawning {name}"))?;
+        Ok(Proc {
+            name: name.to_string(),
+            child,
+            dir,
+        })
+    }
+
+    /// Spawns another program (a stand-in server), output into `<root>/<name>`.
+    pub fn spawn_program(&self, name: &str, program: &Path, args: &[&str]) -> Result<Proc> {
+        let dir = self.path().join(name);
+        std::fs::create_dir_all(&dir)?;
+        let child = Command::new(program)
+            .args(args)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("stdout.txt"))?)
+            .stderr(std::fs::File::create(dir.join("stderr.txt"))?)
+            .spawn()
+            .with_context(|| format!("spawning {}", program.display()))?;
         Ok(Proc {
             name: name.to_string(),
             child,

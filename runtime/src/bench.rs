@@ -299,7 +299,7 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
         "bench-decider",
         WorkflowRegistry::new().with(Arc::new(workflow)),
     )
-    .with_pollers(4);
+    .with_pollers(args.slots.clamp(1, 32));
     {
         let token = shutdown.clone();
         tasks.spawn(async move { decider.run(token).await });
@@ -331,30 +331,52 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
     }
 
     let started = Instant::now();
-    let mut executions = Vec::with_capacity(args.workflows);
     let user = uuid::Uuid::new_v4().to_string();
-    for _ in 0..args.workflows {
-        let permit = permits
-            .acquire()
-            .await
-            .map_err(|e| CommandError::fail_msg(e.to_string()))?;
-        permit.forget(); // returned by the decider wrapper when the execution closes
-        let media = uuid::Uuid::new_v4().to_string();
-        let run_id = client
-            .start_workflow_execution(&StartWorkflow {
-                workflow_id: media.clone(),
-                workflow_type: Some(TypeRef {
-                    name: "BenchVideoProcessing".into(),
-                    version: version.clone(),
-                }),
-                input: Some(json!({"media_uuid": media, "user_uuid": user}).to_string()),
-                ..StartWorkflow::default()
-            })
-            .await?;
-        executions.push(WorkflowExecution {
-            workflow_id: media,
-            run_id,
+    // Several starters: one StartWorkflowExecution round trip at a time would cap the bench at
+    // one start per request latency, measuring the starter instead of the runtime.
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut starters = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency.clamp(1, 16) {
+        let (client, permits, next, version, user) = (
+            client.clone(),
+            permits.clone(),
+            next.clone(),
+            version.clone(),
+            user.clone(),
+        );
+        let total = args.workflows;
+        starters.spawn(async move {
+            let mut mine = Vec::new();
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                let permit = permits.acquire().await.map_err(|e| e.to_string())?;
+                permit.forget(); // returned by the decider wrapper when the execution closes
+                let media = uuid::Uuid::new_v4().to_string();
+                let run_id = client
+                    .start_workflow_execution(&StartWorkflow {
+                        workflow_id: media.clone(),
+                        workflow_type: Some(TypeRef {
+                            name: "BenchVideoProcessing".into(),
+                            version: version.clone(),
+                        }),
+                        input: Some(json!({"media_uuid": media, "user_uuid": user}).to_string()),
+                        ..StartWorkflow::default()
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                mine.push(WorkflowExecution {
+                    workflow_id: media,
+                    run_id,
+                });
+            }
+            Ok::<_, String>(mine)
         });
+    }
+    let mut executions = Vec::with_capacity(args.workflows);
+    while let Some(res) = starters.join_next().await {
+        let mine = res
+            .map_err(|e| CommandError::fail_msg(e.to_string()))?
+            .map_err(CommandError::fail_msg)?;
+        executions.extend(mine);
     }
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {

@@ -1446,32 +1446,8 @@ async fn drill_10_security() -> Result<()> {
         ],
     )?;
     let status = complete.wait_exit(Duration::from_secs(30)).await?;
-    let (mut out, mut err) = (complete.stdout(), complete.stderr());
-    let by_media = (status.success() && out.contains("completed"))
-        .then_some(())
-        .ok_or_else(|| format!("`complete --media-uuid` failed ({status}): {out}{err}"));
-    if by_media.is_err() {
-        // Answer with the token file instead, so the rest of the drill still runs; the failure
-        // above is reported at the end.
-        let token_file = d.path().join("face.token");
-        std::fs::write(&token_file, &token)?;
-        let token_arg = token_file.display().to_string();
-        let mut again = d.spawn_in(
-            "complete-by-file",
-            &host.dir,
-            &[
-                "complete",
-                "--token-file",
-                &token_arg,
-                "--result",
-                r#"{"faces":[]}"#,
-            ],
-        )?;
-        let status = again.wait_exit(Duration::from_secs(30)).await?;
-        out.push_str(&again.stdout());
-        err.push_str(&again.stderr());
-        assert!(status.success(), "{out}{err}");
-    }
+    let (out, err) = (complete.stdout(), complete.stderr());
+    assert!(status.success() && out.contains("completed"), "{out}{err}");
     let face_exec = swf_runtime::swf::WorkflowExecution {
         workflow_id: "drill-security-face".into(),
         run_id: face_run,
@@ -1517,10 +1493,6 @@ async fn drill_10_security() -> Result<()> {
         }
     }
     assert!(hashes >= 4, "task lines carry the token's hash: {hashes}");
-    // An operator answers a manual task by its media uuid (`swf-runtime complete --media-uuid`).
-    if let Err(e) = by_media {
-        panic!("{e}");
-    }
     report("10 security", t0);
     Ok(())
 }

@@ -514,15 +514,14 @@ fn example_config_parses_as_the_runtime_config() {
         ),
         (30.0, 5.0, 10.0, 8.0)
     );
-    for key in [
-        "domain",
-        "time_scale",
-        "drain_timeout_secs",
-        "data_dir",
-        "task_lists",
-    ] {
+    for key in ["domain", "drain_timeout_secs", "data_dir", "task_lists"] {
         assert!(config.contains_key(key), "example config lacks {key}");
     }
+    // The whole file, as `swf-runtime --config` reads it (unknown keys refused, values checked).
+    let whole = swf_runtime::config::Config::from_toml(&text)
+        .unwrap_or_else(|err| panic!("the example config is refused by the runtime: {err}"));
+    assert_eq!(whole.pipeline.time_scale, 1.0);
+    assert_eq!(whole.drain_timeout_secs, 60);
 }
 
 #[test]

@@ -9,6 +9,7 @@
 pub mod aws;
 pub mod fake;
 pub mod model;
+pub mod observe;
 
 use async_trait::async_trait;
 pub use model::{Decision, HistoryEvent};

@@ -281,7 +281,7 @@ impl HostOptions {
             task_lists,
             identity: cfg.identity(),
             drain_timeout: Duration::from_secs(cfg.drain_timeout_secs),
-            decider_pollers: 2,
+            decider_pollers: cfg.decider_pollers,
             backlog_sample_every: Duration::from_secs(15),
         }
     }

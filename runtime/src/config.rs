@@ -37,6 +37,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Whether this host runs the decider.
     pub decider: bool,
+    /// Concurrent long polls per decider task list: each decides one task at a time, so a burst
+    /// of N closing activities waits for N / pollers decisions.
+    pub decider_pollers: usize,
     /// Activity task lists this host polls, with their concurrency.
     pub task_lists: Vec<TaskListConfig>,
     /// The embedded swf-local (used when `endpoint_url` is unset).
@@ -90,6 +93,7 @@ impl Default for Config {
             drain_timeout_secs: 60,
             data_dir: PathBuf::from("swf-runtime-data"),
             decider: true,
+            decider_pollers: 2,
             task_lists: Vec::new(),
             local: LocalConfig::default(),
             telemetry: TelemetryConfig::default(),
@@ -154,6 +158,11 @@ impl Config {
         self.pipeline
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("[pipeline]: {e}")))?;
+        if self.decider_pollers == 0 {
+            return Err(ConfigError::Invalid(
+                "decider_pollers is 0; give it at least 1".into(),
+            ));
+        }
         for tl in &self.task_lists {
             if tl.slots == 0 {
                 return Err(ConfigError::Invalid(format!(

@@ -871,6 +871,7 @@ fn api_call(operation: &'static str, secs: f64) {
 fn record_one_task(info: &TaskInfo) {
     api_call("PollForActivityTask", 0.003);
     PollAnswered {
+        kind: swf_runtime::worker::events::PollKind::Activity,
         task_list: &info.task_list,
         got_task: true,
     }

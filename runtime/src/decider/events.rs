@@ -15,25 +15,6 @@ use crate::telemetry::metrics::{
     POLLS, STAGE_ATTEMPTS, STAGE_DURATION, WORKFLOW_END_TO_END, WORKFLOW_EXECUTIONS,
 };
 
-/// A decision poll came back (with a task or empty).
-pub struct DecisionPollAnswered<'a> {
-    pub task_list: &'a str,
-    pub got_task: bool,
-}
-
-impl DecisionPollAnswered<'_> {
-    pub fn emit(&self) {
-        let outcome = if self.got_task { "task" } else { "empty" };
-        metrics::counter!(POLLS.name, labels::TASK_LIST => self.task_list.to_string(), labels::OUTCOME => outcome)
-            .increment(1);
-        tracing::trace!(
-            { fields::TASK_LIST } = self.task_list,
-            { fields::OUTCOME } = outcome,
-            "Decision poll answered."
-        );
-    }
-}
-
 /// A decision poll (first page or a later one) failed; the poller waits before polling again.
 pub struct DecisionPollFailed<'a> {
     pub task_list: &'a str,

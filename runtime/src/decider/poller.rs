@@ -22,8 +22,8 @@ use tracing::Instrument;
 
 use super::dag::parse_workflow_input;
 use super::events::{
-    DecisionPollAnswered, DecisionPollFailed, DecisionTaskCompleted, DecisionTaskFailed,
-    HistoryFetched, StageClosed, StageRetrying, WorkflowClosing,
+    DecisionPollFailed, DecisionTaskCompleted, DecisionTaskFailed, HistoryFetched, StageClosed,
+    StageRetrying, WorkflowClosing,
 };
 use super::history::WorkflowHistory;
 use super::timeline::timeline;
@@ -144,7 +144,8 @@ impl DeciderPoller {
             _ = shutdown.cancelled() => return Ok(None),
             polled = self.client.poll_for_decision_task(&self.task_list, &self.identity, None) => polled?,
         };
-        DecisionPollAnswered {
+        crate::telemetry::events::PollAnswered {
+            kind: crate::telemetry::events::PollKind::Decision,
             task_list: &self.task_list,
             got_task: polled.is_some(),
         }

@@ -113,3 +113,41 @@ impl TelemetryEvent for LogLinesSpooled {
         ::metrics::counter!(m::LOG_LINES_SPOOLED.name).increment(self.lines);
     }
 }
+
+/// Which kind of task a long poll asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollKind {
+    Decision,
+    Activity,
+}
+
+/// A long poll came back, with a task or empty: the one event behind `swf_polls_total`, shared by
+/// the decider and the workers so both count polls the same way.
+#[derive(Debug, Clone, Copy)]
+pub struct PollAnswered<'a> {
+    pub kind: PollKind,
+    pub task_list: &'a str,
+    pub got_task: bool,
+}
+
+impl PollAnswered<'_> {
+    pub fn emit(&self) {
+        let outcome = if self.got_task { "task" } else { "empty" };
+        ::metrics::counter!(m::POLLS.name,
+            m::labels::TASK_LIST => self.task_list.to_string(),
+            m::labels::OUTCOME => outcome)
+        .increment(1);
+        match self.kind {
+            PollKind::Decision => tracing::trace!(
+                { fields::TASK_LIST } = self.task_list,
+                { fields::OUTCOME } = outcome,
+                "Decision poll answered."
+            ),
+            PollKind::Activity => tracing::trace!(
+                { fields::TASK_LIST } = self.task_list,
+                { fields::OUTCOME } = outcome,
+                "Activity poll answered."
+            ),
+        }
+    }
+}

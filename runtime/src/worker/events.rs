@@ -42,24 +42,7 @@ impl TaskOutcome {
     }
 }
 
-/// A long poll came back (with a task or empty).
-pub struct PollAnswered<'a> {
-    pub task_list: &'a str,
-    pub got_task: bool,
-}
-
-impl PollAnswered<'_> {
-    pub fn emit(&self) {
-        let outcome = if self.got_task { "task" } else { "empty" };
-        metrics::counter!(POLLS.name, labels::TASK_LIST => self.task_list.to_string(), labels::OUTCOME => outcome)
-            .increment(1);
-        tracing::trace!(
-            { fields::TASK_LIST } = self.task_list,
-            { fields::OUTCOME } = outcome,
-            "Activity poll answered."
-        );
-    }
-}
+pub use crate::telemetry::events::{PollAnswered, PollKind};
 
 /// A poll failed; the poller waits `retry_in` before the next one.
 pub struct PollFailed<'a> {

@@ -333,6 +333,7 @@ impl Pollers {
                 Ok(Some(task)) => {
                     failures = 0;
                     events::PollAnswered {
+                        kind: events::PollKind::Activity,
                         task_list: &task_list,
                         got_task: true,
                     }
@@ -352,6 +353,7 @@ impl Pollers {
                 Ok(None) => {
                     failures = 0;
                     events::PollAnswered {
+                        kind: events::PollKind::Activity,
                         task_list: &task_list,
                         got_task: false,
                     }

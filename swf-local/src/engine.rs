@@ -1152,6 +1152,27 @@ impl State {
         let policy = ex.child_policy.clone();
         let wtype_now = ex.workflow_type.clone();
         let parent_now = ex.parent.clone();
+        // A decision that would close the execution while events it has not seen are waiting is
+        // refused as SWF does; the decider gets a new decision task with those events.
+        if unhandled {
+            let refused = match &d {
+                Decision::Complete { .. } => Some("CompleteWorkflowExecutionFailed"),
+                Decision::Fail { .. } => Some("FailWorkflowExecutionFailed"),
+                Decision::Cancel { .. } => Some("CancelWorkflowExecutionFailed"),
+                Decision::ContinueAsNew { .. } => Some("ContinueAsNewWorkflowExecutionFailed"),
+                _ => None,
+            };
+            if let Some(event_type) = refused {
+                return self.decision_failed(
+                    run,
+                    event_type,
+                    json!({}),
+                    "UNHANDLED_DECISION",
+                    completed,
+                    now,
+                );
+            }
+        }
         match d {
             Decision::ScheduleActivity {
                 activity_type,
@@ -1298,16 +1319,6 @@ impl State {
                 }
             }
             Decision::Complete { result } => {
-                if unhandled {
-                    return self.decision_failed(
-                        run,
-                        "CompleteWorkflowExecutionFailed",
-                        json!({}),
-                        "UNHANDLED_DECISION",
-                        completed,
-                        now,
-                    );
-                }
                 let mut attrs = json!({"decisionTaskCompletedEventId": completed});
                 put(&mut attrs, "result", result.as_ref());
                 if self.push(run, "WorkflowExecutionCompleted", attrs, now) != 0 {
@@ -1315,16 +1326,6 @@ impl State {
                 }
             }
             Decision::Fail { reason, details } => {
-                if unhandled {
-                    return self.decision_failed(
-                        run,
-                        "FailWorkflowExecutionFailed",
-                        json!({}),
-                        "UNHANDLED_DECISION",
-                        completed,
-                        now,
-                    );
-                }
                 let mut attrs = json!({"decisionTaskCompletedEventId": completed});
                 put(&mut attrs, "reason", reason.as_ref());
                 put(&mut attrs, "details", details.as_ref());
@@ -1339,16 +1340,6 @@ impl State {
                 }
             }
             Decision::Cancel { details } => {
-                if unhandled {
-                    return self.decision_failed(
-                        run,
-                        "CancelWorkflowExecutionFailed",
-                        json!({}),
-                        "UNHANDLED_DECISION",
-                        completed,
-                        now,
-                    );
-                }
                 let mut attrs = json!({"decisionTaskCompletedEventId": completed});
                 put(&mut attrs, "details", details.as_ref());
                 if self.push(run, "WorkflowExecutionCanceled", attrs, now) != 0 {
@@ -1366,16 +1357,6 @@ impl State {
                 version,
                 lambda_role,
             } => {
-                if unhandled {
-                    return self.decision_failed(
-                        run,
-                        "ContinueAsNewWorkflowExecutionFailed",
-                        json!({}),
-                        "UNHANDLED_DECISION",
-                        completed,
-                        now,
-                    );
-                }
                 let spec = StartSpec {
                     domain: domain.clone(),
                     workflow_id: me.0.clone(),

@@ -1066,13 +1066,7 @@ impl State {
         loop {
             let q = self.queues.get_mut(key)?;
             let (_, item) = q.items.pop_first()?;
-            let more = !q.items.is_empty();
-            let notify = q.notify.clone();
             if self.queue_item_live(&item.0, item.1) {
-                // Another poller may be waiting for the rest of the queue.
-                if more {
-                    notify.notify_one();
-                }
                 return Some(item);
             }
         }

@@ -3,8 +3,9 @@
 //! One axum fallback handler takes every request: it bounds the body at 1 MB, checks the SigV4
 //! signature when credentials are configured, decodes the JSON 1.0 envelope, runs the action against
 //! the shared [`State`] under its mutex, waits until the resulting writes are committed and only then
-//! answers. Long polls park on the task list's `Notify` (no polling loop) until a task is queued, the
-//! poll timeout passes or the server shuts down. Two background tasks run beside the handler: the
+//! answers. Long polls park in the task list's queue of waiters (no polling loop): the request that
+//! queues the next task takes it for the oldest waiter in the same critical section and hands it
+//! over with the commit to wait for; otherwise the poll times out or the server shuts down. Two background tasks run beside the handler: the
 //! deadline loop, which sleeps until the earliest stored deadline (or until woken by an earlier
 //! one) and fires timeouts and timers, and the retention loop, which purges expired executions.
 
@@ -16,13 +17,14 @@ use axum::extract::{Request, State as AxumState};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use serde_json::Value;
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{empty_activity_task, empty_decision_task};
 use crate::fault::Fault;
 use crate::input::Req;
-use crate::state::{now_ms, Kind, State};
+use crate::state::{now_ms, Handoff, Kind, State};
 
 /// Largest accepted request body, as SWF.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -135,9 +137,9 @@ async fn committed(rx: Option<oneshot::Receiver<Result<(), String>>>) -> Result<
     }
 }
 
-/// Queues pending writes for commit, if there are any.
+/// Queues pending writes for commit, if there are any, and hands newly queued tasks to parked polls.
 fn commit_if_changed(st: &mut State) -> Option<oneshot::Receiver<Result<(), String>>> {
-    (!st.pending.is_empty() || !st.dirty.is_empty()).then(|| st.commit())
+    st.commit_and_hand_off()
 }
 
 /// Runs one action. Public for the request decoder's property test.
@@ -145,8 +147,8 @@ pub async fn dispatch(app: &App, action: &str, body: &[u8]) -> Result<String, Fa
     let value = Req::parse(body)?;
     let r = Req::root(&value)?;
     match action {
-        "PollForDecisionTask" => return poll(app, &r, false).await,
-        "PollForActivityTask" => return poll(app, &r, true).await,
+        "PollForDecisionTask" => return poll(app, &value, &r, false).await,
+        "PollForActivityTask" => return poll(app, &value, &r, true).await,
         _ => {}
     }
     let (result, rx) = {
@@ -203,7 +205,7 @@ fn run_action(st: &mut State, action: &str, r: &Req, now: i64) -> Result<String,
     Ok(v.to_string())
 }
 
-async fn poll(app: &App, r: &Req<'_>, activity: bool) -> Result<String, Fault> {
+async fn poll(app: &App, request: &Value, r: &Req<'_>, activity: bool) -> Result<String, Fault> {
     {
         let st = app.lock();
         if activity {
@@ -217,37 +219,55 @@ async fn poll(app: &App, r: &Req<'_>, activity: bool) -> Result<String, Fault> {
         activity,
         r.task_list("taskList")?,
     );
+    let empty = || {
+        Ok(if activity {
+            empty_activity_task()
+        } else {
+            empty_decision_task()
+        })
+    };
     let deadline = tokio::time::Instant::now() + app.long_poll_timeout;
-    loop {
-        let (got, rx, notify) = {
-            let mut st = app.lock();
-            let now = now_ms();
-            let got = if activity {
-                st.take_activity_task(r, now)
-            } else {
-                st.take_decision_task(r, now)
-            };
-            let rx = commit_if_changed(&mut st);
-            let notify = st.queues.entry(key.clone()).or_default().notify.clone();
-            (got, rx, notify)
-        };
-        if let Some(body) = got? {
-            committed(rx).await?;
-            return Ok(body);
-        }
-        committed(rx).await?;
-        // A task queued between unlocking and here leaves a permit in the Notify, so it is not missed.
-        tokio::select! {
-            _ = notify.notified() => {}
-            _ = tokio::time::sleep_until(deadline) => break,
-            _ = app.cancel.cancelled() => break,
-        }
+    let (got, rx, parked) = {
+        let mut st = app.lock();
+        let now = now_ms();
+        let got = st.take_task(r, &key, now);
+        let rx = commit_if_changed(&mut st);
+        // Parked under the same lock that found the queue empty, so no task can slip between.
+        let parked = matches!(got, Ok(None)).then(|| st.park(key.clone(), request.clone()));
+        (got, rx, parked)
+    };
+    committed(rx).await?;
+    if let Some(body) = got? {
+        return Ok(body);
     }
-    Ok(if activity {
-        empty_activity_task()
-    } else {
-        empty_decision_task()
-    })
+    let Some((id, mut handoff)) = parked else {
+        return empty();
+    };
+    tokio::select! {
+        got = &mut handoff => return answer_handoff(got, empty).await,
+        _ = tokio::time::sleep_until(deadline) => {}
+        _ = app.cancel.cancelled() => {}
+    }
+    if app.lock().unpark(&key, id) {
+        return empty();
+    }
+    // A task was handed over just as the poll gave up: it is ours, answer with it.
+    answer_handoff(handoff.await, empty).await
+}
+
+async fn answer_handoff(
+    got: Result<Handoff, oneshot::error::RecvError>,
+    empty: impl Fn() -> Result<String, Fault>,
+) -> Result<String, Fault> {
+    // A dropped sender means the state (and the server) is going away.
+    let Ok((got, rx)) = got else {
+        return empty();
+    };
+    committed(rx).await?;
+    match got? {
+        Some(body) => Ok(body),
+        None => empty(),
+    }
 }
 
 /// Fires timeouts and timers at their deadlines until cancelled.

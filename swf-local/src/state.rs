@@ -8,7 +8,7 @@
 //! This module holds the model, domain and type registration, listings and counts; the execution
 //! engine (tasks, decisions, timeouts) is in `engine.rs`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -225,7 +225,25 @@ pub type QueueKey = (String, bool, String);
 pub struct Queue {
     /// (-priority, scheduled ms, sequence) -> (run id, scheduled event id; 0 for decisions)
     pub items: BTreeMap<(i64, i64, u64), (String, i64)>,
-    pub notify: Arc<Notify>,
+    /// Long polls parked on this task list, oldest first.
+    pub waiters: VecDeque<Waiter>,
+}
+
+/// What a parked poll receives: the task taken on its behalf (in the same critical section that
+/// queued it) and the commit its answer must wait for.
+pub type Handoff = (
+    Result<Option<String>, Fault>,
+    Option<oneshot::Receiver<Result<(), String>>>,
+);
+
+/// A long poll parked on an empty task list. The task that arrives next is taken for it right
+/// where it is queued, so it commits with the change that scheduled it (one group commit and no
+/// extra wake-up of the poller to come and fetch it).
+pub struct Waiter {
+    pub id: u64,
+    /// The poll request as received: identity and paging options for taking the task.
+    pub request: Value,
+    pub tx: oneshot::Sender<Handoff>,
 }
 
 pub struct State {
@@ -234,6 +252,8 @@ pub struct State {
     pub execs: HashMap<String, Execution>,
     pub open_by_id: HashMap<(String, String), String>,
     pub queues: HashMap<QueueKey, Queue>,
+    /// Queues that gained a task while polls were parked on them; served by [`State::hand_off`].
+    pub ready: Vec<QueueKey>,
     pub deadlines: BTreeSet<(i64, String)>,
     pub seq: u64,
     pub pending: Vec<Op>,
@@ -324,6 +344,7 @@ impl State {
             execs: HashMap::new(),
             open_by_id: HashMap::new(),
             queues: HashMap::new(),
+            ready: Vec::new(),
             deadlines: BTreeSet::new(),
             seq: 0,
             pending: Vec::new(),
@@ -414,9 +435,104 @@ impl State {
 
     pub fn enqueue(&mut self, key: QueueKey, priority: i64, ms: i64, run: String, sched: i64) {
         self.seq += 1;
-        let q = self.queues.entry(key).or_default();
+        let q = self.queues.entry(key.clone()).or_default();
         q.items.insert((-priority, ms, self.seq), (run, sched));
-        q.notify.notify_one();
+        if !q.waiters.is_empty() {
+            self.ready.push(key);
+        }
+    }
+
+    /// Parks a poll on an empty task list; the receiver gets its task when one is queued.
+    pub fn park(&mut self, key: QueueKey, request: Value) -> (u64, oneshot::Receiver<Handoff>) {
+        self.seq += 1;
+        let id = self.seq;
+        let (tx, rx) = oneshot::channel();
+        self.queues
+            .entry(key)
+            .or_default()
+            .waiters
+            .push_back(Waiter { id, request, tx });
+        (id, rx)
+    }
+
+    /// Withdraws a parked poll (timed out or shutting down). False when a task was already handed
+    /// to it, which its receiver then holds.
+    pub fn unpark(&mut self, key: &QueueKey, id: u64) -> bool {
+        let Some(q) = self.queues.get_mut(key) else {
+            return false;
+        };
+        match q.waiters.iter().position(|w| w.id == id) {
+            Some(pos) => {
+                q.waiters.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queues every change made so far for commit, then serves parked polls from the queues that
+    /// gained tasks. Each hand-off is committed as its own batch right after the change that
+    /// scheduled the task (batches commit in order), usually in the same group commit.
+    pub fn commit_and_hand_off(&mut self) -> Option<oneshot::Receiver<Result<(), String>>> {
+        let rx = self.commit_if_changed();
+        while let Some(key) = self.ready.pop() {
+            self.hand_off(&key);
+        }
+        rx
+    }
+
+    /// Takes the next live task of the queue `key` for the poll `r`, skipping entries whose task
+    /// is gone (closed execution, timed-out task).
+    pub fn take_task(
+        &mut self,
+        r: &Req,
+        key: &QueueKey,
+        now: i64,
+    ) -> Result<Option<String>, Fault> {
+        loop {
+            let got = if key.1 {
+                self.take_activity_task(r, now)
+            } else {
+                self.take_decision_task(r, now)
+            };
+            let more = self.queues.get(key).is_some_and(|q| !q.items.is_empty());
+            if !matches!(got, Ok(None)) || !more {
+                return got;
+            }
+        }
+    }
+
+    fn commit_if_changed(&mut self) -> Option<oneshot::Receiver<Result<(), String>>> {
+        (!self.pending.is_empty() || !self.dirty.is_empty()).then(|| self.commit())
+    }
+
+    fn hand_off(&mut self, key: &QueueKey) {
+        loop {
+            let Some(q) = self.queues.get_mut(key) else {
+                return;
+            };
+            if q.items.is_empty() {
+                return;
+            }
+            let Some(w) = q.waiters.pop_front() else {
+                return;
+            };
+            // The poll's connection went away: taking a task for it would strand the task
+            // until its start-to-close timeout.
+            if w.tx.is_closed() {
+                continue;
+            }
+            let got = Req::root(&w.request).and_then(|r| self.take_task(&r, key, now_ms()));
+            if matches!(got, Ok(None)) {
+                // Only stale entries were left; the poll keeps waiting.
+                if let Some(q) = self.queues.get_mut(key) {
+                    q.waiters.push_front(w);
+                }
+                return;
+            }
+            let rx = self.commit_if_changed();
+            let _ = w.tx.send((got, rx));
+        }
     }
 
     pub fn mark(&mut self, run: &str) {

@@ -135,3 +135,67 @@ async fn parallel_pollers_get_each_task_once() {
     }
     assert_replays(&env);
 }
+
+/// Polls parked on an empty task list are served by the request that queues the tasks: each gets
+/// one distinct task with its own identity recorded, nothing waits for the poll timeout, and the
+/// hand-offs are durable (the state replays identically from the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_polls_are_handed_the_tasks_that_arrive() {
+    // Long enough that a poll answered only at its timeout would fail the bounded wait below.
+    let env = start_env(|c| c.long_poll_timeout = std::time::Duration::from_secs(20)).await;
+    let c = env.client.clone();
+    setup(&c).await;
+    let run = start_wf(&c, "handoff").await;
+    let task = decision_task(&c).await;
+    let polls: Vec<_> = (0..3)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.poll_for_activity_task()
+                    .domain(DOMAIN)
+                    .task_list(tl(WORKER_TL))
+                    .identity(format!("parked-{i}"))
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    decide(
+        &c,
+        task.task_token(),
+        (0..3).map(|i| schedule(&format!("h{i}"))).collect(),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for p in polls {
+        let got = bounded(10, p).await.unwrap();
+        assert!(
+            !got.task_token().is_empty(),
+            "a parked poll came back empty"
+        );
+        ids.push(got.activity_id().to_string());
+        c.respond_activity_task_completed()
+            .task_token(got.task_token())
+            .send()
+            .await
+            .unwrap();
+    }
+    ids.sort();
+    assert_eq!(ids, ["h0", "h1", "h2"], "each task handed out once");
+    let h = history(&c, "handoff", &run).await;
+    let mut identities: Vec<_> = h
+        .iter()
+        .filter_map(|e| e.activity_task_started_event_attributes())
+        .map(|a| a.identity().unwrap_or_default().to_string())
+        .collect();
+    identities.sort();
+    assert_eq!(identities, ["parked-0", "parked-1", "parked-2"]);
+    // Every start follows its schedule in the history.
+    for e in &h {
+        if let Some(a) = e.activity_task_started_event_attributes() {
+            assert!(a.scheduled_event_id() < e.event_id());
+        }
+    }
+    assert_replays(&env);
+}

@@ -46,6 +46,8 @@ fn fault(code: &str, message: &str) -> Reply {
 struct Script {
     replies: Mutex<VecDeque<Reply>>,
     targets: Mutex<Vec<String>>,
+    /// Whether each request carried an Authorization header.
+    signed: Mutex<Vec<bool>>,
 }
 
 /// Serves the script on a fresh port; returns the endpoint URL.
@@ -100,6 +102,11 @@ async fn connection(mut stream: TcpStream, script: Arc<Script>) {
             .lock()
             .unwrap()
             .push(header("x-amz-target").unwrap_or_default());
+        script
+            .signed
+            .lock()
+            .unwrap()
+            .push(header("authorization").is_some_and(|v| v.starts_with("aws4-hmac-sha256")));
         let reply = script
             .replies
             .lock()
@@ -214,6 +221,31 @@ fn throttling_is_retried_and_counted() {
         1
     );
     assert_eq!(counter_of(&metrics, m::API_ERRORS.name, &op), 0);
+}
+
+/// Requests are SigV4-signed unless the options say otherwise (only the embedded swf-local without
+/// credentials does), and an unsigned client still completes calls.
+#[test]
+fn requests_are_signed_unless_signing_is_off() {
+    for sign in [true, false] {
+        let script = Arc::new(Script::default());
+        script
+            .replies
+            .lock()
+            .unwrap()
+            .push_back(ok(r#"{"count": 1, "truncated": false}"#));
+        let s = script.clone();
+        with_metrics(async move {
+            let client = AwsSwfClient::connect(&ClientOptions {
+                sign,
+                ..options(serve(s).await)
+            })
+            .await
+            .unwrap();
+            assert_eq!(client.count_pending_activity_tasks("tl").await.unwrap(), 1);
+        });
+        assert_eq!(*script.signed.lock().unwrap(), vec![sign], "sign = {sign}");
+    }
 }
 
 #[test]

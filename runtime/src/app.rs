@@ -302,7 +302,7 @@ pub fn default_task_lists(cfg: &Config, slots: usize) -> Vec<crate::config::Task
     names.dedup();
     names
         .into_iter()
-        .map(|name| crate::config::TaskListConfig { name, slots })
+        .map(|name| crate::config::TaskListConfig::new(name, slots))
         .collect()
 }
 
@@ -359,7 +359,7 @@ impl Host {
             let registry = crate::pipeline::activity_handlers(&cfg.pipeline, client.clone());
             let mut wc = WorkerConfig::new(tl.name.clone());
             wc.slots = tl.slots;
-            wc.pollers = tl.slots.clamp(1, 4);
+            wc.pollers = tl.pollers();
             wc.identity = opts.identity.clone();
             wc.drain_timeout = opts.drain_timeout;
             wc.heartbeat_timeouts = heartbeat_timeouts.clone();

@@ -48,6 +48,9 @@ pub struct BenchReport {
     pub end_to_end_p50_ms: f64,
     pub end_to_end_p99_ms: f64,
     pub peak_rss_mb: f64,
+    /// CPU time this process used during the measured window (user + system), per completed
+    /// execution: what a change costs, independent of what else the machine is doing.
+    pub cpu_ms_per_execution: f64,
     pub endpoint: String,
     pub telemetry: bool,
 }
@@ -106,6 +109,16 @@ pub fn peak_rss_mb() -> f64 {
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// CPU seconds (user + system) this process has used, from /proc; clock ticks are 1/100 s.
+pub fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (field(11) + field(12)) / 100.0
 }
 
 fn parse_stages(s: &str) -> Result<[u64; 4], CommandError> {
@@ -333,6 +346,7 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
     }
 
     let started = Instant::now();
+    let cpu_before = cpu_secs();
     let user = uuid::Uuid::new_v4().to_string();
     // Several starters: one StartWorkflowExecution round trip at a time would cap the bench at
     // one start per request latency, measuring the starter instead of the runtime.
@@ -389,6 +403,7 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
         let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
     }
     let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu_before;
     let peak = peak_rss_mb();
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
@@ -423,6 +438,7 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
         end_to_end_p50_ms: percentile(&e2e, 50.0),
         end_to_end_p99_ms: percentile(&e2e, 99.0),
         peak_rss_mb: peak,
+        cpu_ms_per_execution: cpu * 1000.0 / completed.max(1) as f64,
         endpoint: backend.endpoint.clone(),
         telemetry: telemetry_on,
     };
@@ -460,6 +476,10 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
             report.end_to_end_p50_ms, report.end_to_end_p99_ms
         );
         println!("peak RSS                 {:.1} MB", report.peak_rss_mb);
+        println!(
+            "CPU per execution        {:.2} ms (this process: runtime and embedded endpoint)",
+            report.cpu_ms_per_execution
+        );
         println!(
             "telemetry                {}",
             if telemetry_on { "on" } else { "off" }

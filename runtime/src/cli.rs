@@ -270,10 +270,7 @@ fn parse_task_list(s: &str) -> Result<TaskListConfig, String> {
     if name.is_empty() || slots == 0 {
         return Err(format!("expected NAME=SLOTS with SLOTS >= 1, got {s:?}"));
     }
-    Ok(TaskListConfig {
-        name: name.to_string(),
-        slots,
-    })
+    Ok(TaskListConfig::new(name, slots))
 }
 
 impl GlobalArgs {
@@ -323,10 +320,7 @@ mod tests {
     fn task_list_flag_parses_and_names_bad_values() {
         assert_eq!(
             parse_task_list("video-processing=8").unwrap(),
-            TaskListConfig {
-                name: "video-processing".into(),
-                slots: 8
-            }
+            TaskListConfig::new("video-processing", 8)
         );
         assert!(parse_task_list("x").unwrap_err().contains("NAME=SLOTS"));
         assert!(parse_task_list("x=0").unwrap_err().contains("SLOTS >= 1"));

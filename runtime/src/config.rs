@@ -53,6 +53,26 @@ pub struct Config {
 pub struct TaskListConfig {
     pub name: String,
     pub slots: usize,
+    /// Long polls kept outstanding (each holds one of the slots while it waits). Default: the
+    /// slots, up to 16. A task scheduled while a poll waits is handed to it at once; a burst
+    /// larger than the waiting polls waits for polls to come back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pollers: Option<usize>,
+}
+
+impl TaskListConfig {
+    pub fn new(name: impl Into<String>, slots: usize) -> Self {
+        TaskListConfig {
+            name: name.into(),
+            slots,
+            pollers: None,
+        }
+    }
+
+    /// The long polls to keep outstanding.
+    pub fn pollers(&self) -> usize {
+        self.pollers.unwrap_or(self.slots.clamp(1, 16))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,6 +190,21 @@ impl Config {
                     tl.name
                 )));
             }
+            match tl.pollers {
+                Some(0) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "task list {} has 0 pollers; give it at least 1",
+                        tl.name
+                    )))
+                }
+                Some(p) if p > tl.slots => {
+                    return Err(ConfigError::Invalid(format!(
+                        "task list {} has {p} pollers but {} slots: each waiting poll holds a slot, so pollers must not exceed slots",
+                        tl.name, tl.slots
+                    )))
+                }
+                _ => {}
+            }
         }
         if !matches!(self.local.durability.as_str(), "normal" | "full") {
             return Err(ConfigError::Invalid(format!(
@@ -232,6 +267,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("0 slots"), "{err}");
+        let err = Config::from_toml("[[task_lists]]\nname = \"a\"\nslots = 2\npollers = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("3 pollers but 2 slots"), "{err}");
+        let err = Config::from_toml("[[task_lists]]\nname = \"a\"\nslots = 2\npollers = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("0 pollers"), "{err}");
+        let ok = Config::from_toml("[[task_lists]]\nname = \"a\"\nslots = 40\npollers = 8").unwrap();
+        assert_eq!(ok.task_lists[0].pollers(), 8);
+        let default = Config::from_toml("[[task_lists]]\nname = \"a\"\nslots = 40").unwrap();
+        assert_eq!(default.task_lists[0].pollers(), 16);
     }
 
     #[test]

@@ -27,6 +27,11 @@ use super::TelemetryError;
 pub const LOG_FILE_NAME: &str = "swf-runtime.log";
 
 const CHANNEL_LINES: usize = 16_384;
+/// After the first line of a burst the thread waits this long before writing what has queued.
+/// A busy process then wakes it about 100 times a second instead of once per line: on two cores
+/// the per-line wake-ups (and the context switches they force on the workers) cost more than the
+/// writing itself.
+const LINGER: Duration = Duration::from_millis(10);
 
 enum Msg {
     Line(String),
@@ -197,6 +202,9 @@ fn run(rx: Receiver<Msg>, stdout: bool, mut file: Option<RotatingFile>) {
         }
     };
     while let Ok(first) = rx.recv() {
+        if matches!(first, Msg::Line(_)) {
+            std::thread::sleep(LINGER);
+        }
         let mut next = Some(first);
         let mut waiters = Vec::new();
         let mut stop = false;

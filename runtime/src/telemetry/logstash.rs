@@ -36,6 +36,10 @@ use super::{TelemetryConfig, TelemetryError};
 
 /// Lines written to the socket per write call, at most.
 const BATCH_LINES: usize = 1024;
+/// When idle, the thread waits this long after the first new line before sending, so a busy
+/// process wakes it (and pays a write and a peer check) about 50 times a second rather than once
+/// per line; per-line wake-ups were most of the shipper's cost on two cores.
+const LINGER: Duration = Duration::from_millis(20);
 /// Bytes read from the spool per delivery step.
 const SPOOL_READ_BYTES: usize = 256 * 1024;
 
@@ -275,7 +279,12 @@ impl Worker {
     fn receive(&mut self, wait: Option<Duration>, pending: &mut Vec<String>) -> Received {
         let first = match wait {
             None => match self.rx.recv() {
-                Ok(msg) => msg,
+                Ok(msg) => {
+                    if matches!(msg, Msg::Line(_)) {
+                        std::thread::sleep(LINGER);
+                    }
+                    msg
+                }
                 Err(_) => return Received::Closed,
             },
             Some(timeout) if timeout.is_zero() => match self.rx.try_recv() {

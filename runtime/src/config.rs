@@ -275,7 +275,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("0 pollers"), "{err}");
-        let ok = Config::from_toml("[[task_lists]]\nname = \"a\"\nslots = 40\npollers = 8").unwrap();
+        let ok =
+            Config::from_toml("[[task_lists]]\nname = \"a\"\nslots = 40\npollers = 8").unwrap();
         assert_eq!(ok.task_lists[0].pollers(), 8);
         let default = Config::from_toml("[[task_lists]]\nname = \"a\"\nslots = 40").unwrap();
         assert_eq!(default.task_lists[0].pollers(), 16);

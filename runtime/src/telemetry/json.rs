@@ -281,8 +281,16 @@ fn push_field(out: &mut String, seen: &mut Vec<&'static str>, key: &'static str,
     seen.push(key);
     out.push(',');
     push_key(out, key);
-    // `Value`'s Display is its compact JSON encoding.
-    let _ = write!(out, "{value}");
+    match value {
+        // The common cases directly: going through `Display` costs a formatter per field.
+        Value::String(s) => push_str(out, s),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Null => out.push_str("null"),
+        // `Value`'s Display is its compact JSON encoding.
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
 }
 
 fn push_key(out: &mut String, key: &str) {
@@ -290,26 +298,34 @@ fn push_key(out: &mut String, key: &str) {
     out.push(':');
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal. Copies runs of plain characters in one piece: most
+/// values (ids, names) need no escaping at all.
 fn push_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        // Only ASCII bytes get here, so `i` is always on a character boundary.
+        out.push_str(&s[plain..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escaped);
         }
+        plain = i + 1;
     }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 
-/// RFC 3339, UTC, millisecond precision: `2026-11-26T16:29:38.123Z`.
 fn push_timestamp(out: &mut String) {
     let now = time::OffsetDateTime::now_utc();
     out.push('"');
@@ -332,6 +348,21 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
     use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn strings_are_escaped_as_json() {
+        for raw in [
+            "plain-id-123",
+            "a\"b\\c\nd\re\tf\u{1}g\u{1f}",
+            "é ünïcode ✓ \u{7f}",
+            "",
+        ] {
+            let mut out = String::new();
+            push_str(&mut out, raw);
+            let back: String = serde_json::from_str(&out).unwrap();
+            assert_eq!(back, raw, "{out}");
+        }
+    }
 
     #[derive(Default)]
     struct Memory(Mutex<Vec<String>>);

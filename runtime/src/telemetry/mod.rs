@@ -35,6 +35,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 
 pub use json::{JsonLogLayer, LineSink};
 pub use otlp::{
@@ -312,11 +313,20 @@ pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
         None
     };
     let json = JsonLogLayer::new(&cfg.service_name, &host_name(), sinks);
+    // Spans only: log lines already go to the files and Logstash, and copying every one into its
+    // span as an OpenTelemetry event was most of this layer's cost; warnings and errors still
+    // reach the trace. No busy/idle tracking and no context activation on every poll of an
+    // instrumented future: nothing reads them (log lines take their ids from the span itself).
     let otel_layer = tracer.as_ref().map(|t| {
         tracing_opentelemetry::layer()
             .with_tracer(t.tracer())
             .with_location(false)
             .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.is_span() || *meta.level() <= tracing::Level::WARN
+            }))
     });
     let subscriber = tracing_subscriber::registry()
         .with(filter)

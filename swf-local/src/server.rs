@@ -244,7 +244,7 @@ async fn poll(app: &App, request: &Value, r: &Req<'_>, activity: bool) -> Result
         return empty();
     };
     tokio::select! {
-        got = &mut handoff => return answer_handoff(got, empty).await,
+        got = &mut handoff => return answer_handoff(got, empty),
         _ = tokio::time::sleep_until(deadline) => {}
         _ = app.cancel.cancelled() => {}
     }
@@ -252,18 +252,17 @@ async fn poll(app: &App, request: &Value, r: &Req<'_>, activity: bool) -> Result
         return empty();
     }
     // A task was handed over just as the poll gave up: it is ours, answer with it.
-    answer_handoff(handoff.await, empty).await
+    answer_handoff(handoff.await, empty)
 }
 
-async fn answer_handoff(
+fn answer_handoff(
     got: Result<Handoff, oneshot::error::RecvError>,
     empty: impl Fn() -> Result<String, Fault>,
 ) -> Result<String, Fault> {
     // A dropped sender means the state (and the server) is going away.
-    let Ok((got, rx)) = got else {
+    let Ok(got) = got else {
         return empty();
     };
-    committed(rx).await?;
     match got? {
         Some(body) => Ok(body),
         None => empty(),

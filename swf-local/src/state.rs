@@ -218,6 +218,10 @@ impl Execution {
     }
 }
 
+fn persist_fault(err: String) -> Fault {
+    Fault::internal(format!("Could not persist the change: {err}"))
+}
+
 /// Where queued tasks wait: (domain, is activity queue, task list).
 pub type QueueKey = (String, bool, String);
 
@@ -230,11 +234,8 @@ pub struct Queue {
 }
 
 /// What a parked poll receives: the task taken on its behalf (in the same critical section that
-/// queued it) and the commit its answer must wait for.
-pub type Handoff = (
-    Result<Option<String>, Fault>,
-    Option<oneshot::Receiver<Result<(), String>>>,
-);
+/// queued it), sent once the task's start is committed.
+pub type Handoff = Result<Option<String>, Fault>;
 
 /// A long poll parked on an empty task list. The task that arrives next is taken for it right
 /// where it is queued, so it commits with the change that scheduled it (one group commit and no
@@ -530,8 +531,16 @@ impl State {
                 }
                 return;
             }
-            let rx = self.commit_if_changed();
-            let _ = w.tx.send((got, rx));
+            if self.pending.is_empty() && self.dirty.is_empty() {
+                let _ = w.tx.send(got);
+            } else {
+                // Answered from the writer thread once committed: the poll wakes once, with
+                // its answer, rather than once for the task and again for the commit.
+                let tx = w.tx;
+                self.commit_then(Box::new(move |result| {
+                    let _ = tx.send(result.map_err(persist_fault).and(got));
+                }));
+            }
         }
     }
 
@@ -544,6 +553,28 @@ impl State {
     /// Queues every change made since the last call for commit, in order, and refreshes deadlines.
     /// The receiver resolves when the database has committed them.
     pub fn commit(&mut self) -> oneshot::Receiver<Result<(), String>> {
+        let ops = self.take_ops();
+        match &self.writer {
+            Some(w) => w.submit(ops),
+            None => {
+                let (tx, rx) = oneshot::channel();
+                let _ = tx.send(Err("the server is shutting down".to_string()));
+                rx
+            }
+        }
+    }
+
+    /// Like [`State::commit`], but `then` runs on the writer thread with the result.
+    pub fn commit_then(&mut self, then: crate::store::Then) {
+        let ops = self.take_ops();
+        match &self.writer {
+            Some(w) => w.submit_then(ops, then),
+            None => then(Err("the server is shutting down".to_string())),
+        }
+    }
+
+    /// Every change since the last commit, with deadlines refreshed for the executions touched.
+    fn take_ops(&mut self) -> Vec<Op> {
         let first = self.deadlines.first().map(|d| d.0);
         // Execution state is not written: it is rebuilt from the events on start.
         for run in std::mem::take(&mut self.dirty) {
@@ -555,15 +586,7 @@ impl State {
         if new_first.is_some() && (first.is_none() || new_first < first) {
             self.timer_notify.notify_one();
         }
-        let ops = std::mem::take(&mut self.pending);
-        match &self.writer {
-            Some(w) => w.submit(ops),
-            None => {
-                let (tx, rx) = oneshot::channel();
-                let _ = tx.send(Err("the server is shutting down".to_string()));
-                rx
-            }
-        }
+        std::mem::take(&mut self.pending)
     }
 
     pub fn domain(&self, name: &str) -> Result<&Domain, Fault> {

@@ -53,11 +53,29 @@ pub enum Op {
 }
 
 enum Msg {
-    Batch {
-        ops: Vec<Op>,
-        done: oneshot::Sender<Result<(), String>>,
-    },
+    Batch { ops: Vec<Op>, done: Done },
     Close,
+}
+
+/// Callback run on the writer thread with a batch's commit result.
+pub type Then = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Who learns that a batch is committed.
+enum Done {
+    Reply(oneshot::Sender<Result<(), String>>),
+    /// Runs on the writer thread: lets a parked poll get its answer in one wake-up.
+    Then(Then),
+}
+
+impl Done {
+    fn finish(self, result: Result<(), String>) {
+        match self {
+            Done::Reply(tx) => {
+                let _ = tx.send(result);
+            }
+            Done::Then(f) => f(result),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -329,7 +347,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>) {
             })
         };
         for w in waiters {
-            let _ = w.send(result.clone());
+            w.finish(result.clone());
         }
     }
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -345,12 +363,21 @@ impl Writer {
     /// Queues a batch; the receiver resolves once it is committed. Batches commit in queue order.
     pub fn submit(&self, ops: Vec<Op>) -> oneshot::Receiver<Result<(), String>> {
         let (done, rx) = oneshot::channel();
+        self.send(ops, Done::Reply(done));
+        rx
+    }
+
+    /// Queues a batch; `then` runs on the writer thread with its commit result.
+    pub fn submit_then(&self, ops: Vec<Op>, then: Then) {
+        self.send(ops, Done::Then(then));
+    }
+
+    fn send(&self, ops: Vec<Op>, done: Done) {
         if let Err(mpsc::SendError(Msg::Batch { done, .. })) =
             self.tx.send(Msg::Batch { ops, done })
         {
-            let _ = done.send(Err("the database writer has stopped".to_string()));
+            done.finish(Err("the database writer has stopped".to_string()));
         }
-        rx
     }
 
     /// Commits what is queued, then stops the thread and closes the database.

@@ -99,6 +99,9 @@ pub async fn start_local(
         .map_err(|e| AppError::Local(e.to_string()))
 }
 
+/// Region named to the SDK when it talks to the embedded swf-local and none is configured.
+const EMBEDDED_REGION: &str = "us-east-1";
+
 /// Connects to the configured endpoint, or to the embedded swf-local.
 pub async fn connect(cfg: &Config, embed: Embed) -> Result<Backend, AppError> {
     let mut opts = ClientOptions {
@@ -135,6 +138,11 @@ pub async fn connect(cfg: &Config, embed: Embed) -> Result<Backend, AppError> {
             }
         };
         opts.endpoint_url = Some(url);
+        // swf-local ignores the region; naming one spares every local run the AWS chain's
+        // instance-metadata probe (a delay and a WARN line on any host that is not EC2).
+        if opts.region.is_none() {
+            opts.region = Some(EMBEDDED_REGION.to_string());
+        }
         if let (Some(a), Some(s)) = (&cfg.local.access_key_id, &cfg.local.secret_access_key) {
             opts.static_credentials = Some((a.clone(), s.clone()));
         } else if local.is_some() {

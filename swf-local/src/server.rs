@@ -4,10 +4,11 @@
 //! signature when credentials are configured, decodes the JSON 1.0 envelope, runs the action against
 //! the shared [`State`] under its mutex, waits until the resulting writes are committed and only then
 //! answers. Long polls park in the task list's queue of waiters (no polling loop): the request that
-//! queues the next task takes it for the oldest waiter in the same critical section and hands it
-//! over with the commit to wait for; otherwise the poll times out or the server shuts down. Two background tasks run beside the handler: the
-//! deadline loop, which sleeps until the earliest stored deadline (or until woken by an earlier
-//! one) and fires timeouts and timers, and the retention loop, which purges expired executions.
+//! queues the next task takes it for the oldest waiter in the same critical section, and the
+//! waiter is answered once that start is committed; otherwise the poll times out or the server
+//! shuts down. Two background tasks run beside the handler: the deadline loop, which sleeps until
+//! the earliest stored deadline (or until woken by an earlier one) and fires timeouts and timers,
+//! and the retention loop, which purges expired executions.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{empty_activity_task, empty_decision_task};
 use crate::fault::Fault;
 use crate::input::Req;
-use crate::state::{now_ms, Handoff, Kind, State};
+use crate::state::{now_ms, persist_fault, Handoff, Kind, State};
 
 /// Largest accepted request body, as SWF.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -130,16 +131,9 @@ async fn committed(rx: Option<oneshot::Receiver<Result<(), String>>>) -> Result<
     };
     match rx.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => Err(Fault::internal(format!(
-            "Could not persist the change: {err}"
-        ))),
+        Ok(Err(err)) => Err(persist_fault(err)),
         Err(_) => Err(Fault::internal("The database writer stopped")),
     }
-}
-
-/// Queues pending writes for commit, if there are any, and hands newly queued tasks to parked polls.
-fn commit_if_changed(st: &mut State) -> Option<oneshot::Receiver<Result<(), String>>> {
-    st.commit_and_hand_off()
 }
 
 /// Runs one action. Public for the request decoder's property test.
@@ -156,7 +150,7 @@ pub async fn dispatch(app: &App, action: &str, body: &[u8]) -> Result<String, Fa
         let result = run_action(&mut st, action, &r, now_ms());
         // Commit even after an error: nothing should be mutated then, but memory and disk must
         // never disagree if something was.
-        (result, commit_if_changed(&mut st))
+        (result, st.commit_and_hand_off())
     };
     committed(rx).await?;
     result
@@ -231,7 +225,7 @@ async fn poll(app: &App, request: &Value, r: &Req<'_>, activity: bool) -> Result
         let mut st = app.lock();
         let now = now_ms();
         let got = st.take_task(r, &key, now);
-        let rx = commit_if_changed(&mut st);
+        let rx = st.commit_and_hand_off();
         // Parked under the same lock that found the queue empty, so no task can slip between.
         let parked = matches!(got, Ok(None)).then(|| st.park(key.clone(), request.clone()));
         (got, rx, parked)
@@ -277,7 +271,7 @@ pub async fn deadline_loop(app: Arc<App>) {
             st.fire_due(now_ms());
             // Nobody waits for this commit: the events are visible to the next request, which
             // commits after it in queue order.
-            drop(commit_if_changed(&mut st));
+            drop(st.commit_and_hand_off());
             st.deadlines.first().map(|d| d.0)
         };
         let wait = next.map_or(Duration::from_secs(3600), |d| {
@@ -309,7 +303,7 @@ pub async fn retention_loop(app: Arc<App>) {
                     "Purged closed executions past their retention period."
                 );
             }
-            commit_if_changed(&mut st)
+            st.commit_and_hand_off()
         };
         if let Err(err) = committed(rx).await {
             tracing::warn!(error = %err, "Committing the retention purge failed.");

@@ -218,7 +218,8 @@ impl Execution {
     }
 }
 
-fn persist_fault(err: String) -> Fault {
+/// The answer to a request whose change could not be committed.
+pub fn persist_fault(err: String) -> Fault {
     Fault::internal(format!("Could not persist the change: {err}"))
 }
 
@@ -503,8 +504,12 @@ impl State {
         }
     }
 
+    fn has_changes(&self) -> bool {
+        !self.pending.is_empty() || !self.dirty.is_empty()
+    }
+
     fn commit_if_changed(&mut self) -> Option<oneshot::Receiver<Result<(), String>>> {
-        (!self.pending.is_empty() || !self.dirty.is_empty()).then(|| self.commit())
+        self.has_changes().then(|| self.commit())
     }
 
     fn hand_off(&mut self, key: &QueueKey) {
@@ -531,7 +536,7 @@ impl State {
                 }
                 return;
             }
-            if self.pending.is_empty() && self.dirty.is_empty() {
+            if !self.has_changes() {
                 let _ = w.tx.send(got);
             } else {
                 // Answered from the writer thread once committed: the poll wakes once, with

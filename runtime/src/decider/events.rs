@@ -94,7 +94,7 @@ impl DecisionTaskCompleted<'_> {
         let types: Vec<&str> = self.decisions.iter().map(|d| d.decision_type()).collect();
         tracing::info!(
             decisions = self.decisions.len(),
-            decision_types = %types.join(","),
+            decision_types = types.join(",").as_str(),
             events = self.events,
             { fields::DURATION_MS } = self.elapsed.as_millis() as u64,
             { fields::OUTCOME } = "completed",

@@ -160,13 +160,14 @@ impl DeciderPoller {
     pub async fn handle_task(&self, first: DecisionTaskPage) -> TaskOutcome {
         let span = tracing::info_span!(
             "decision_task",
-            { fields::WORKFLOW_ID } = %first.execution.workflow_id,
-            { fields::RUN_ID } = %first.execution.run_id,
-            { fields::WORKFLOW_TYPE } = %first.workflow_type.name,
+            // Strings as `&str`, not `%`: recorded without a formatter in every layer.
+            { fields::WORKFLOW_ID } = first.execution.workflow_id.as_str(),
+            { fields::RUN_ID } = first.execution.run_id.as_str(),
+            { fields::WORKFLOW_TYPE } = first.workflow_type.name.as_str(),
             { fields::MEDIA_UUID } = tracing::field::Empty,
             { fields::USER_UUID } = tracing::field::Empty,
-            { fields::TASK_LIST } = %self.task_list,
-            { fields::TASK_TOKEN_HASH } = %token_hash(&first.task_token),
+            { fields::TASK_LIST } = self.task_list.as_str(),
+            { fields::TASK_TOKEN_HASH } = token_hash(&first.task_token).as_str(),
         );
         // One trace per execution: every decision task span hangs off the execution's root span.
         set_execution_parent(&span, &first.execution.run_id);

@@ -201,8 +201,8 @@ pub struct TaskStarted<'a> {
 impl TaskStarted<'_> {
     pub fn emit(&self) {
         tracing::info!(
-            { fields::STAGE } = %self.info.stage,
-            { fields::TASK_TOKEN_HASH } = %self.info.task_token_hash,
+            { fields::STAGE } = self.info.stage.as_str(),
+            { fields::TASK_TOKEN_HASH } = self.info.task_token_hash.as_str(),
             "Activity task started."
         );
     }

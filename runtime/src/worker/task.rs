@@ -81,15 +81,16 @@ pub(crate) async fn run_task(env: Arc<TaskEnv>, task: ActivityTask) {
     };
     let span = tracing::info_span!(
         "activity_task",
-        { fields::WORKFLOW_ID } = %info.workflow_id,
-        { fields::RUN_ID } = %info.run_id,
-        { fields::MEDIA_UUID } = %info.media_uuid,
-        { fields::USER_UUID } = %info.user_uuid,
-        { fields::WORKFLOW_TYPE } = %info.workflow_type,
-        { fields::ACTIVITY_TYPE } = %info.activity_type,
-        { fields::ACTIVITY_ID } = %info.activity_id,
+        // Strings as `&str`, not `%`: recorded without a formatter in every layer.
+        { fields::WORKFLOW_ID } = info.workflow_id.as_str(),
+        { fields::RUN_ID } = info.run_id.as_str(),
+        { fields::MEDIA_UUID } = info.media_uuid.as_str(),
+        { fields::USER_UUID } = info.user_uuid.as_str(),
+        { fields::WORKFLOW_TYPE } = info.workflow_type.as_str(),
+        { fields::ACTIVITY_TYPE } = info.activity_type.as_str(),
+        { fields::ACTIVITY_ID } = info.activity_id.as_str(),
         { fields::ATTEMPT } = info.attempt,
-        { fields::TASK_LIST } = %info.task_list,
+        { fields::TASK_LIST } = info.task_list.as_str(),
     );
     // One trace per workflow execution, whichever host runs the task.
     set_execution_parent(&span, &info.run_id);

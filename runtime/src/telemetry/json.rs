@@ -37,18 +37,27 @@ pub trait LineSink: Send + Sync + 'static {
 /// Fields of one span, in the order they were declared/recorded.
 struct SpanFields {
     fields: Vec<(&'static str, Value)>,
+    /// `fields` rendered once as `,"key":value...` (reserved keys left out), appended as is to
+    /// every line of the span when none of its keys is taken already: a task's ids are escaped
+    /// and formatted once per span instead of once per line.
+    rendered: String,
     /// Hex `span.id` used when no OpenTelemetry span backs this span.
     local_span_id: String,
     /// Hex trace id derived from this span's own `run_id`, computed once (it is a SHA-256).
     run_trace_id: Option<String>,
+    /// Trace and span id of the OpenTelemetry span behind this span, looked up at its first line
+    /// (they are fixed when the span is created).
+    otel_ids: OnceLock<Option<(String, String)>>,
 }
 
 impl SpanFields {
     fn new(capacity: usize, local_span_id: String) -> Self {
         SpanFields {
             fields: Vec::with_capacity(capacity),
+            rendered: String::new(),
             local_span_id,
             run_trace_id: None,
+            otel_ids: OnceLock::new(),
         }
     }
 
@@ -66,6 +75,20 @@ impl SpanFields {
             .iter()
             .find(|(k, _)| *k == f::RUN_ID)
             .and_then(|(_, v)| run_trace_id(v));
+    }
+
+    /// Re-renders `rendered` after the fields changed.
+    fn render(&mut self) {
+        self.rendered.clear();
+        for (key, value) in &self.fields {
+            if !RESERVED.contains(key) {
+                push_value(&mut self.rendered, key, value);
+            }
+        }
+    }
+
+    fn has_key_in(&self, seen: &[&'static str]) -> bool {
+        self.fields.iter().any(|(k, _)| seen.contains(k))
     }
 }
 
@@ -168,6 +191,7 @@ where
         );
         attrs.record(&mut FieldCollector { out: &mut fields });
         fields.refresh_trace_id();
+        fields.render();
         span.extensions_mut().insert(fields);
     }
 
@@ -184,6 +208,7 @@ where
             if run_id_recorded {
                 fields.refresh_trace_id();
             }
+            fields.render();
         }
     }
 
@@ -229,29 +254,36 @@ where
             .find(|(k, _)| *k == f::RUN_ID)
             .and_then(|(_, v)| run_trace_id(v));
         let mut local_span_id: Option<String> = None;
-        let mut leaf_id = None;
+        let mut otel: Option<(String, String)> = None;
+        let mut leaf = true;
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
-                if leaf_id.is_none() {
-                    leaf_id = Some(span.id());
-                }
                 let ext = span.extensions();
                 let Some(fields) = ext.get::<SpanFields>() else {
+                    leaf = false;
                     continue;
                 };
+                if leaf {
+                    otel.clone_from(fields.otel_ids.get_or_init(|| self.otel_ids(&span.id())));
+                    leaf = false;
+                }
                 if local_span_id.is_none() {
                     local_span_id = Some(fields.local_span_id.clone());
                 }
                 if run_trace.is_none() {
                     run_trace.clone_from(&fields.run_trace_id);
                 }
-                for (key, value) in &fields.fields {
-                    push_field(&mut body, &mut seen, key, value);
+                if fields.has_key_in(&seen) {
+                    for (key, value) in &fields.fields {
+                        push_field(&mut body, &mut seen, key, value);
+                    }
+                } else {
+                    body.push_str(&fields.rendered);
+                    seen.extend(fields.fields.iter().map(|(k, _)| *k));
                 }
             }
         }
 
-        let otel = leaf_id.as_ref().and_then(|id| self.otel_ids(id));
         let (trace_id, span_id) = match otel {
             Some((t, s)) => (Some(t), Some(s)),
             None => (run_trace, local_span_id),
@@ -279,6 +311,11 @@ fn push_field(out: &mut String, seen: &mut Vec<&'static str>, key: &'static str,
         return;
     }
     seen.push(key);
+    push_value(out, key, value);
+}
+
+/// Appends `,"key":value`.
+fn push_value(out: &mut String, key: &str, value: &Value) {
     out.push(',');
     push_key(out, key);
     match value {
@@ -401,8 +438,27 @@ mod tests {
                 tracing::info!("After.");
             },
         );
+        tracing::subscriber::with_default(
+            tracing_subscriber::registry().with(JsonLogLayer::new(
+                "svc",
+                "host-1",
+                vec![sink.clone() as Arc<dyn LineSink>],
+            )),
+            || {
+                let task = tracing::info_span!("task", run_id = "r-3", media_uuid = "m-3");
+                let _t = task.enter();
+                tracing::info!(media_uuid = "m-own", "The event's own field wins.");
+                tracing::info!("The span's again.");
+            },
+        );
         let lines = sink.0.lock().unwrap();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 5);
+        let own: Value = serde_json::from_str(&lines[3]).unwrap();
+        assert_eq!(own["media_uuid"], "m-own", "{own}");
+        assert_eq!(own["run_id"], "r-3", "{own}");
+        assert_eq!(lines[3].matches("media_uuid").count(), 1, "{}", lines[3]);
+        let again: Value = serde_json::from_str(&lines[4]).unwrap();
+        assert_eq!(again["media_uuid"], "m-3", "{again}");
         let before: Value = serde_json::from_str(&lines[1]).unwrap();
         assert!(before.get("trace.id").is_none(), "{before}");
         let after: Value = serde_json::from_str(&lines[2]).unwrap();

@@ -37,10 +37,11 @@ pub trait LineSink: Send + Sync + 'static {
 /// Fields of one span, in the order they were declared/recorded.
 struct SpanFields {
     fields: Vec<(&'static str, Value)>,
-    /// `fields` rendered once as `,"key":value...` (reserved keys left out), appended as is to
-    /// every line of the span when none of its keys is taken already: a task's ids are escaped
-    /// and formatted once per span instead of once per line.
-    rendered: String,
+    /// `fields` rendered as `,"key":value...` (reserved keys left out) at the span's first line
+    /// and again after a `record`, appended as is to every line of the span when none of its keys
+    /// is taken already: a task's ids are escaped and formatted once per span instead of once per
+    /// line, and not at all for a span that logs nothing.
+    rendered: OnceLock<String>,
     /// Hex `span.id` used when no OpenTelemetry span backs this span.
     local_span_id: String,
     /// Hex trace id derived from this span's own `run_id`, computed once (it is a SHA-256).
@@ -54,7 +55,7 @@ impl SpanFields {
     fn new(capacity: usize, local_span_id: String) -> Self {
         SpanFields {
             fields: Vec::with_capacity(capacity),
-            rendered: String::new(),
+            rendered: OnceLock::new(),
             local_span_id,
             run_trace_id: None,
             otel_ids: OnceLock::new(),
@@ -77,14 +78,16 @@ impl SpanFields {
             .and_then(|(_, v)| run_trace_id(v));
     }
 
-    /// Re-renders `rendered` after the fields changed.
-    fn render(&mut self) {
-        self.rendered.clear();
-        for (key, value) in &self.fields {
-            if !RESERVED.contains(key) {
-                push_value(&mut self.rendered, key, value);
+    fn rendered(&self) -> &str {
+        self.rendered.get_or_init(|| {
+            let mut out = String::with_capacity(64 * self.fields.len());
+            for (key, value) in &self.fields {
+                if !RESERVED.contains(key) {
+                    push_value(&mut out, key, value);
+                }
             }
-        }
+            out
+        })
     }
 
     fn has_key_in(&self, seen: &[&'static str]) -> bool {
@@ -191,7 +194,6 @@ where
         );
         attrs.record(&mut FieldCollector { out: &mut fields });
         fields.refresh_trace_id();
-        fields.render();
         span.extensions_mut().insert(fields);
     }
 
@@ -208,7 +210,7 @@ where
             if run_id_recorded {
                 fields.refresh_trace_id();
             }
-            fields.render();
+            fields.rendered = OnceLock::new();
         }
     }
 
@@ -278,7 +280,7 @@ where
                         push_field(&mut body, &mut seen, key, value);
                     }
                 } else {
-                    body.push_str(&fields.rendered);
+                    body.push_str(fields.rendered());
                     seen.extend(fields.fields.iter().map(|(k, _)| *k));
                 }
             }

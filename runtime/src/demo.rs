@@ -254,6 +254,10 @@ pub async fn demo(mut cfg: Config, args: DemoArgs) -> Result<ExitCode, CommandEr
             .clamp(0.05, 1.0),
     );
     loop {
+        // Display refresh of a person-facing progress view, not synchronisation. The first look
+        // comes one refresh in: a sweep right away would read every history while the
+        // executions' first decisions are still being made, slowing the start it shows.
+        tokio::time::sleep(refresh).await;
         for (i, exec) in executions.iter().enumerate() {
             if timelines.get(&i).is_some_and(|t| t.close_event.is_some()) {
                 continue;
@@ -270,8 +274,6 @@ pub async fn demo(mut cfg: Config, args: DemoArgs) -> Result<ExitCode, CommandEr
         if closed == executions.len() || started.elapsed() > patience {
             break;
         }
-        // Display refresh of a person-facing progress view, not synchronisation.
-        tokio::time::sleep(refresh).await;
     }
     progress.finish();
     health.set_polling(false);

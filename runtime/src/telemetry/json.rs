@@ -463,9 +463,14 @@ mod tests {
     #[test]
     fn lines_flatten_span_fields_and_escape_strings() {
         let sink = Arc::new(Memory::default());
-        let layer = JsonLogLayer::new("svc", "host-1", vec![sink.clone() as Arc<dyn LineSink>]);
-        let subscriber = tracing_subscriber::registry().with(layer);
-        tracing::subscriber::with_default(subscriber, || {
+        let subscriber = || {
+            tracing_subscriber::registry().with(JsonLogLayer::new(
+                "svc",
+                "host-1",
+                vec![sink.clone() as Arc<dyn LineSink>],
+            ))
+        };
+        tracing::subscriber::with_default(subscriber(), || {
             let outer =
                 tracing::info_span!("task", run_id = "r-1", media_uuid = "m-1", attempt = 2);
             let _o = outer.enter();
@@ -475,33 +480,19 @@ mod tests {
             inner.record("duration_ms", 12u64);
             tracing::warn!(error = %"bad \"quote\"\n", "Something failed.");
         });
-        tracing::subscriber::with_default(
-            tracing_subscriber::registry().with(JsonLogLayer::new(
-                "svc",
-                "host-1",
-                vec![sink.clone() as Arc<dyn LineSink>],
-            )),
-            || {
-                let late = tracing::info_span!("decision", run_id = tracing::field::Empty);
-                let _l = late.enter();
-                tracing::info!("Before the run id is known.");
-                late.record("run_id", "r-2");
-                tracing::info!("After.");
-            },
-        );
-        tracing::subscriber::with_default(
-            tracing_subscriber::registry().with(JsonLogLayer::new(
-                "svc",
-                "host-1",
-                vec![sink.clone() as Arc<dyn LineSink>],
-            )),
-            || {
-                let task = tracing::info_span!("task", run_id = "r-3", media_uuid = "m-3");
-                let _t = task.enter();
-                tracing::info!(media_uuid = "m-own", "The event's own field wins.");
-                tracing::info!("The span's again.");
-            },
-        );
+        tracing::subscriber::with_default(subscriber(), || {
+            let late = tracing::info_span!("decision", run_id = tracing::field::Empty);
+            let _l = late.enter();
+            tracing::info!("Before the run id is known.");
+            late.record("run_id", "r-2");
+            tracing::info!("After.");
+        });
+        tracing::subscriber::with_default(subscriber(), || {
+            let task = tracing::info_span!("task", run_id = "r-3", media_uuid = "m-3");
+            let _t = task.enter();
+            tracing::info!(media_uuid = "m-own", "The event's own field wins.");
+            tracing::info!("The span's again.");
+        });
         let lines = sink.0.lock().unwrap();
         assert_eq!(lines.len(), 5);
         let own: Value = serde_json::from_str(&lines[3]).unwrap();

@@ -255,26 +255,22 @@ mod tests {
 
     #[test]
     fn wrong_types_and_ranges_are_refused() {
-        let err = Config::from_toml("[pipeline]\ntime_scale = \"fast\"")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("time_scale"), "{err}");
-        let err = Config::from_toml("domain_retention_days = 91")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("0..=90"), "{err}");
-        let err = Config::from_toml("[[task_lists]]\nname = \"a\"\nslots = 0")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("0 slots"), "{err}");
-        let err = Config::from_toml("[[task_lists]]\nname = \"a\"\nslots = 2\npollers = 3")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("3 pollers but 2 slots"), "{err}");
-        let err = Config::from_toml("[[task_lists]]\nname = \"a\"\nslots = 2\npollers = 0")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("0 pollers"), "{err}");
+        for (toml, names) in [
+            ("[pipeline]\ntime_scale = \"fast\"", "time_scale"),
+            ("domain_retention_days = 91", "0..=90"),
+            ("[[task_lists]]\nname = \"a\"\nslots = 0", "0 slots"),
+            (
+                "[[task_lists]]\nname = \"a\"\nslots = 2\npollers = 3",
+                "3 pollers but 2 slots",
+            ),
+            (
+                "[[task_lists]]\nname = \"a\"\nslots = 2\npollers = 0",
+                "0 pollers",
+            ),
+        ] {
+            let err = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(err.contains(names), "{toml}: {err}");
+        }
         let ok =
             Config::from_toml("[[task_lists]]\nname = \"a\"\nslots = 40\npollers = 8").unwrap();
         assert_eq!(ok.task_lists[0].pollers(), 8);

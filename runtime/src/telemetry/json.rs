@@ -46,8 +46,9 @@ struct SpanFields {
     local_span_id: String,
     /// Hex trace id derived from this span's own `run_id`, computed once (it is a SHA-256).
     run_trace_id: Option<String>,
-    /// Trace and span id of the OpenTelemetry span behind this span, looked up at its first line
-    /// (they are fixed when the span is created).
+    /// Trace and span id of the OpenTelemetry span behind this span, looked up at its first line.
+    /// They cannot change after that: the parent (and with it the trace id) is set right after a
+    /// task span is created, before anything logs in it, and the first line starts the span.
     otel_ids: OnceLock<Option<(String, String)>>,
 }
 

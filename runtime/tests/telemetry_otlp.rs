@@ -18,7 +18,6 @@ use swf_runtime::telemetry::{
     fields as f, set_execution_parent, JsonLogLayer, LineSink, OtlpProtocol, TelemetryConfig,
 };
 use tracing::Dispatch;
-use tracing_subscriber::layer::SubscriberExt;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -59,13 +58,16 @@ fn process(name: &str, endpoint: &str, protocol: OtlpProtocol) -> Process {
     };
     let tracer = TracerHandle::from_config(&cfg).unwrap();
     let logs = Arc::new(Memory::default());
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(tracer.tracer()))
-        .with(JsonLogLayer::new(
+    // The stack `telemetry::init` installs, as this process's own dispatcher.
+    let subscriber = swf_runtime::telemetry::subscriber(
+        tracing_subscriber::EnvFilter::new("info"),
+        Some(tracer.tracer()),
+        JsonLogLayer::new(
             name,
             &format!("{name}-host"),
             vec![logs.clone() as Arc<dyn LineSink>],
-        ));
+        ),
+    );
     Process {
         tracer,
         dispatch: Dispatch::new(subscriber),

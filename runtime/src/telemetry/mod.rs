@@ -360,7 +360,8 @@ impl<S> tracing_subscriber::layer::Filter<S> for SpansAndWarnings {
 }
 
 /// The subscriber `init` installs: the OpenTelemetry layer (when traces are exported), the JSON log
-/// layer, and the level filter.
+/// layer, and the level filter. Public so that tests can run several "processes" in one, each with
+/// the production stack as its own dispatcher.
 ///
 /// The level filter is the outermost layer on purpose. Under a per-layer filter (the one on the
 /// OpenTelemetry layer), `tracing-subscriber` turns a callsite that an inner global filter
@@ -368,7 +369,7 @@ impl<S> tracing_subscriber::layer::Filter<S> for SpansAndWarnings {
 /// `debug!`/`trace!` callsite of the AWS SDK's hot path was evaluated again on each hit (about 1%
 /// of the bench's CPU). Outermost, the level filter's "never" is final and its level hint lets the
 /// macros skip disabled levels before reaching the subscriber.
-fn subscriber(
+pub fn subscriber(
     filter: EnvFilter,
     tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
     json: JsonLogLayer,

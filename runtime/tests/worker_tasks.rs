@@ -254,6 +254,51 @@ fn handler_heartbeats_reset_the_timer_and_their_details_are_repeated() {
 }
 
 #[test]
+fn handler_heartbeats_are_held_to_one_per_interval_and_the_latest_details_go_next() {
+    run_paused(|snap| async move {
+        let mut registry = ActivityRegistry::new();
+        registry.register(
+            "Transcode",
+            FnHandler(
+                |ctx: ActivityContext, _input: serde_json::Value| async move {
+                    for second in (3..=27).step_by(3) {
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                        ctx.heartbeat(Some(second.to_string())).await;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ok(ActivityOutcome::Completed(json!(null)))
+                },
+            ),
+        );
+        let mut cfg = config(1);
+        cfg.heartbeat_timeouts
+            .insert("Transcode".into(), Duration::from_secs(30));
+        let h = Harness::start(registry, cfg);
+        h.push("t1", "Transcode", None);
+        h.answers(1).await;
+        // Nine calls over 27 s, a 10 s interval: the first at once (3 s), then the worker's beats
+        // at 13 s and 23 s, each with the handler's latest details at that moment.
+        assert_eq!(
+            h.fake.heartbeats("t1"),
+            vec![
+                Some("3".to_string()),
+                Some("12".to_string()),
+                Some("21".to_string())
+            ]
+        );
+        h.stop().await;
+        let seen = Seen::take(&snap);
+        assert_eq!(
+            seen.counter(
+                m::ACTIVITY_HEARTBEATS.name,
+                &[("activity_type", "Transcode")]
+            ),
+            3
+        );
+    });
+}
+
+#[test]
 fn cancel_requested_cancels_the_handler_and_answers_canceled() {
     run_paused(|snap| async move {
         let mut registry = ActivityRegistry::new();

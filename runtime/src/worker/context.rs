@@ -5,6 +5,12 @@
 //! worker's task runner, which heartbeats through the same context on the handler's behalf. The
 //! context learns from SWF's heartbeat answers why a task must stop ([`CancelCause`]) and cancels
 //! the token; the runner then decides how to answer. It dies with the task.
+//!
+//! A handler may call [`ActivityContext::heartbeat`] as often as it likes: the first call goes to
+//! SWF at once, later ones at most once per heartbeat interval (a third of the type's heartbeat
+//! timeout), and the details of a call held back ride on the runner's next heartbeat. Every
+//! heartbeat is an API call that SWF rate-limits per account, and the interval already leaves room
+//! for two lost beats before the timeout, so more calls buy nothing.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,6 +59,8 @@ pub enum CancelCause {
 #[derive(Debug)]
 struct HeartbeatState {
     last_sent: Instant,
+    /// Whether a heartbeat of either kind went out: the handler's first is never held back.
+    sent_any: bool,
     details: Option<String>,
 }
 
@@ -67,6 +75,8 @@ struct Inner {
     cause: Mutex<Option<CancelCause>>,
     lost_reason: Mutex<Option<String>>,
     heartbeat: Mutex<HeartbeatState>,
+    /// The least time between two heartbeats the handler asks for (zero: none held back).
+    heartbeat_gap: Duration,
 }
 
 /// A task's identity, heartbeat and cancellation, handed to [`super::ActivityHandler::handle`].
@@ -90,6 +100,7 @@ impl ActivityContext {
         token: String,
         client: Arc<dyn SwfClient>,
         cancel: CancellationToken,
+        heartbeat_gap: Duration,
     ) -> ActivityContext {
         ActivityContext {
             inner: Arc::new(Inner {
@@ -102,8 +113,10 @@ impl ActivityContext {
                 lost_reason: Mutex::new(None),
                 heartbeat: Mutex::new(HeartbeatState {
                     last_sent: Instant::now(),
+                    sent_any: false,
                     details: None,
                 }),
+                heartbeat_gap,
             }),
         }
     }
@@ -127,13 +140,21 @@ impl ActivityContext {
         *lock(&self.inner.cause)
     }
 
-    /// Reports progress to SWF now. `details` (cut to 32,768 characters) are kept and repeated by
-    /// the worker's own heartbeats, so they show in ActivityTaskTimedOut if the task times out.
+    /// Reports progress to SWF. `details` (cut to 32,768 characters) are kept and repeated by the
+    /// worker's own heartbeats, so they show in ActivityTaskTimedOut if the task times out. The
+    /// first call is sent at once; a call within one heartbeat interval of the last heartbeat only
+    /// updates the details, which the worker's next heartbeat (at most one interval away) sends.
     /// Failures are handled here: a cancel request or a lost task fires [`Self::cancelled`].
     pub async fn heartbeat(&self, details: Option<String>) {
         let details = details.map(|d| truncate_chars(&d, MAX_PAYLOAD_CHARS));
-        lock(&self.inner.heartbeat).details = details.clone();
-        self.send_heartbeat(details).await;
+        let due = {
+            let mut state = lock(&self.inner.heartbeat);
+            state.details = details.clone();
+            !state.sent_any || state.last_sent.elapsed() >= self.inner.heartbeat_gap
+        };
+        if due {
+            self.send_heartbeat(details).await;
+        }
     }
 
     /// The worker's own heartbeat, repeating the handler's last details.
@@ -183,7 +204,11 @@ impl ActivityContext {
             return;
         }
         // Stamped before the call so the automatic heartbeat does not pile up behind a slow one.
-        lock(&self.inner.heartbeat).last_sent = Instant::now();
+        {
+            let mut state = lock(&self.inner.heartbeat);
+            state.last_sent = Instant::now();
+            state.sent_any = true;
+        }
         let info = &self.inner.info;
         match self
             .inner

@@ -127,13 +127,14 @@ async fn execute(
         return;
     };
 
+    let interval = env.heartbeat_interval(&info.activity_type);
     let ctx = ActivityContext::new(
         info.clone(),
         token.clone(),
         env.client.clone(),
         CancellationToken::new(),
+        interval,
     );
-    let interval = env.heartbeat_interval(&info.activity_type);
     let mut handle = AbortOnDropHandle::new(tokio::spawn({
         let ctx = ctx.clone();
         async move { handler.handle(ctx, input).await }.instrument(tracing::Span::current())
@@ -146,7 +147,10 @@ async fn execute(
                 tokio::select! {
                     _ = ctx.stopped().cancelled() => return,
                     _ = tokio::time::sleep_until(ctx.next_heartbeat_at(interval)) => {
-                        ctx.auto_heartbeat().await;
+                        // A handler heartbeat while this slept moved the deadline: sleep again.
+                        if ctx.next_heartbeat_at(interval) <= Instant::now() {
+                            ctx.auto_heartbeat().await;
+                        }
                     }
                 }
             }

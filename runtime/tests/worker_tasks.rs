@@ -224,7 +224,7 @@ fn heartbeats_go_at_a_third_of_the_heartbeat_timeout() {
 }
 
 #[test]
-fn handler_heartbeats_reset_the_timer_and_their_details_are_repeated() {
+fn handler_heartbeats_within_the_first_interval_ride_on_the_workers_beats() {
     run_paused(|_snap| async move {
         let mut registry = ActivityRegistry::new();
         registry.register(
@@ -233,7 +233,7 @@ fn handler_heartbeats_reset_the_timer_and_their_details_are_repeated() {
                 |ctx: ActivityContext, _input: serde_json::Value| async move {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     ctx.heartbeat(Some("50%".into())).await;
-                    tokio::time::sleep(Duration::from_secs(12)).await;
+                    tokio::time::sleep(Duration::from_secs(16)).await;
                     Ok(ActivityOutcome::Completed(json!(null)))
                 },
             ),
@@ -244,7 +244,8 @@ fn handler_heartbeats_reset_the_timer_and_their_details_are_repeated() {
         let h = Harness::start(registry, cfg);
         h.push("t1", "Transcode", None);
         h.answers(1).await;
-        // At 5 s by the handler, at 15 s by the worker (10 s later) with the same details.
+        // The handler's call at 5 s is within the first 10 s interval: its details go with the
+        // worker's beat at 10 s, and again at 20 s.
         assert_eq!(
             h.fake.heartbeats("t1"),
             vec![Some("50%".to_string()), Some("50%".to_string())]
@@ -276,15 +277,12 @@ fn handler_heartbeats_are_held_to_one_per_interval_and_the_latest_details_go_nex
         let h = Harness::start(registry, cfg);
         h.push("t1", "Transcode", None);
         h.answers(1).await;
-        // Nine calls over 27 s, a 10 s interval: the first at once (3 s), then the worker's beats
-        // at 13 s and 23 s, each with the handler's latest details at that moment.
+        // Calls every 3 s, a 10 s interval. 3, 6, 9: held (within 10 s of the start), the worker's
+        // beat at 10 s sends "9"; 12, 15, 18: held, sent by the beat at 20 s as "18"; 21, 24, 27:
+        // held, the task ends at 28 s before the next beat.
         assert_eq!(
             h.fake.heartbeats("t1"),
-            vec![
-                Some("3".to_string()),
-                Some("12".to_string()),
-                Some("21".to_string())
-            ]
+            vec![Some("9".to_string()), Some("18".to_string())]
         );
         h.stop().await;
         let seen = Seen::take(&snap);
@@ -293,7 +291,7 @@ fn handler_heartbeats_are_held_to_one_per_interval_and_the_latest_details_go_nex
                 m::ACTIVITY_HEARTBEATS.name,
                 &[("activity_type", "Transcode")]
             ),
-            3
+            2
         );
     });
 }

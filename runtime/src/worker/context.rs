@@ -6,11 +6,12 @@
 //! context learns from SWF's heartbeat answers why a task must stop ([`CancelCause`]) and cancels
 //! the token; the runner then decides how to answer. It dies with the task.
 //!
-//! A handler may call [`ActivityContext::heartbeat`] as often as it likes: the first call goes to
-//! SWF at once, later ones at most once per heartbeat interval (a third of the type's heartbeat
-//! timeout), and the details of a call held back ride on the runner's next heartbeat. Every
-//! heartbeat is an API call that SWF rate-limits per account, and the interval already leaves room
-//! for two lost beats before the timeout, so more calls buy nothing.
+//! A handler may call [`ActivityContext::heartbeat`] as often as it likes: a call goes to SWF only
+//! when a heartbeat interval (a third of the type's heartbeat timeout) has passed since the task
+//! started or since the last heartbeat; otherwise its details ride on the runner's next heartbeat,
+//! due one interval after the last. SWF's heartbeat clock starts with the task, every heartbeat is
+//! an API call that SWF rate-limits per account, and the interval already leaves room for two lost
+//! beats before the timeout, so more calls buy nothing.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,9 +59,8 @@ pub enum CancelCause {
 
 #[derive(Debug)]
 struct HeartbeatState {
+    /// The last heartbeat of either kind, or the task's start.
     last_sent: Instant,
-    /// Whether a heartbeat of either kind went out: the handler's first is never held back.
-    sent_any: bool,
     details: Option<String>,
 }
 
@@ -113,7 +113,6 @@ impl ActivityContext {
                 lost_reason: Mutex::new(None),
                 heartbeat: Mutex::new(HeartbeatState {
                     last_sent: Instant::now(),
-                    sent_any: false,
                     details: None,
                 }),
                 heartbeat_gap,
@@ -141,16 +140,16 @@ impl ActivityContext {
     }
 
     /// Reports progress to SWF. `details` (cut to 32,768 characters) are kept and repeated by the
-    /// worker's own heartbeats, so they show in ActivityTaskTimedOut if the task times out. The
-    /// first call is sent at once; a call within one heartbeat interval of the last heartbeat only
-    /// updates the details, which the worker's next heartbeat (at most one interval away) sends.
+    /// worker's own heartbeats, so they show in ActivityTaskTimedOut if the task times out. A call
+    /// within one heartbeat interval of the task's start or of the last heartbeat only updates the
+    /// details, which the worker's next heartbeat (at most one interval away) sends.
     /// Failures are handled here: a cancel request or a lost task fires [`Self::cancelled`].
     pub async fn heartbeat(&self, details: Option<String>) {
         let details = details.map(|d| truncate_chars(&d, MAX_PAYLOAD_CHARS));
         let due = {
             let mut state = lock(&self.inner.heartbeat);
             state.details = details.clone();
-            !state.sent_any || state.last_sent.elapsed() >= self.inner.heartbeat_gap
+            state.last_sent.elapsed() >= self.inner.heartbeat_gap
         };
         if due {
             self.send_heartbeat(details).await;
@@ -204,11 +203,7 @@ impl ActivityContext {
             return;
         }
         // Stamped before the call so the automatic heartbeat does not pile up behind a slow one.
-        {
-            let mut state = lock(&self.inner.heartbeat);
-            state.last_sent = Instant::now();
-            state.sent_any = true;
-        }
+        lock(&self.inner.heartbeat).last_sent = Instant::now();
         let info = &self.inner.info;
         match self
             .inner

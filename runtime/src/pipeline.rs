@@ -736,8 +736,12 @@ mod tests {
     #[tokio::test]
     async fn the_worker_runs_pipeline_handlers_with_attempts_faults_and_heartbeats() {
         let tmp = tempfile::tempdir().unwrap();
+        // Transcode runs 0.5 s, past the first heartbeat interval (no margin: a 1 s heartbeat
+        // timeout, beats every 1/3 s), so the handler's progress reaches SWF on the worker's beat.
         let cfg = PipelineConfig {
             time_scale: 0.01,
+            transcode_secs: 50.0,
+            timeout_margin_secs: 0,
             ..fast_cfg(tmp.path())
         };
         let fake = Arc::new(FakeSwf::new("media", Duration::from_millis(200)));

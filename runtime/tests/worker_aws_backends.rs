@@ -299,6 +299,9 @@ async fn scenario(endpoint: String, backend: Backend) {
         FnHandler(move |ctx: ActivityContext, input: serde_json::Value| {
             *keep.lock().unwrap() = Some(ctx.task_token().to_string());
             async move {
+                // Past the first heartbeat interval (below): this call or the worker's beat
+                // before it reaches SWF.
+                tokio::time::sleep(Duration::from_millis(150)).await;
                 ctx.heartbeat(Some("halfway".into())).await;
                 Ok(ActivityOutcome::Completed(json!({ "echo": input })))
             }
@@ -307,6 +310,8 @@ async fn scenario(endpoint: String, backend: Backend) {
     let mut cfg = WorkerConfig::new(ACTIVITY_TL);
     cfg.slots = 1;
     cfg.pollers = 1;
+    cfg.heartbeat_timeouts
+        .insert("Echo".into(), Duration::from_millis(300));
     let worker = ActivityWorker::new(client.clone(), registry, cfg).unwrap();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(worker.run(shutdown.clone()));

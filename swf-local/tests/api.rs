@@ -1810,3 +1810,42 @@ async fn events_during_a_started_decision_task_cause_another() {
     assert_eq!(k[completed + 1], "DecisionTaskScheduled");
     assert_replays(&env);
 }
+
+#[tokio::test]
+async fn activity_tasks_go_out_by_priority_then_age() {
+    let env = start_env(|_| {}).await;
+    let c = &env.client;
+    setup(c).await;
+    start_wf(c, "wf-prio").await;
+    let d = decision_task(c).await;
+    // Scheduled in this order; SWF hands out higher priorities first, equal ones oldest first,
+    // and a task without a priority has the type's default (none here: 0).
+    decide(
+        c,
+        d.task_token(),
+        vec![
+            schedule_with("low", |b| b.task_priority("-5")),
+            schedule("default"),
+            schedule_with("high-1", |b| b.task_priority("40000")),
+            schedule_with("mid", |b| b.task_priority("35000")),
+            schedule_with("high-2", |b| b.task_priority("40000")),
+        ],
+    )
+    .await;
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        order.push(activity_task(c).await.activity_id().to_string());
+    }
+    assert_eq!(order, ["high-1", "high-2", "mid", "default", "low"]);
+    let raw = raw_history(
+        env.server.local_addr(),
+        "wf-prio",
+        d.workflow_execution().unwrap().run_id(),
+    )
+    .await;
+    assert_eq!(
+        attrs_of(&raw, "ActivityTaskScheduled")["taskPriority"],
+        "-5"
+    );
+    env.server.shutdown().await;
+}

@@ -62,9 +62,6 @@ pub struct StageSpec {
     pub schedule_to_close_secs: Option<u64>,
     pub start_to_close_secs: Option<u64>,
     pub heartbeat_secs: Option<u64>,
-    /// How long the stage's work nominally takes, already multiplied by the time scale; `None`
-    /// when nobody can say (a person's work). The decider derives task priorities from it.
-    pub expected_secs: Option<f64>,
     pub retry: RetrySpec,
     pub input: StageInputFn,
 }

@@ -45,7 +45,6 @@ pub(crate) fn stage_spec(
         schedule_to_close_secs: t.schedule_to_close_secs,
         start_to_close_secs: t.start_to_close_secs,
         heartbeat_secs: t.heartbeat_secs,
-        expected_secs: (stage != Stage::RecognizeFacesManual).then(|| cfg.scaled_secs(stage)),
         retry,
         input,
     }

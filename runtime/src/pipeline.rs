@@ -94,37 +94,35 @@ pub fn dag_workflow(spec: &WorkflowSpec) -> Result<DagWorkflow, DefinitionError>
     });
     for stage in &spec.stages {
         let build = stage.input;
-        let mut dag_stage = crate::decider::Stage::activity(
-            stage.name.clone(),
-            TypeRef {
-                name: stage.activity_type.clone(),
-                version: stage.activity_version.clone(),
-            },
-            stage.task_list.clone(),
-            ActivityTimeouts {
-                schedule_to_start_secs: stage.schedule_to_start_secs,
-                schedule_to_close_secs: stage.schedule_to_close_secs,
-                start_to_close_secs: stage.start_to_close_secs,
-                heartbeat_secs: stage.heartbeat_secs,
-            },
-        )
-        .after(stage.depends_on.iter().cloned())
-        .retry(retry_policy(&stage.retry))
-        .input(
-            move |workflow_input: &Value, results: &BTreeMap<String, Value>| {
-                // A continued run carries the previous run's progress in its input; the stages
-                // only want the media's own fields.
-                let mut wf = workflow_input.clone();
-                if let Some(obj) = wf.as_object_mut() {
-                    obj.remove(CONTINUED_KEY);
-                }
-                Ok(build(&wf, results))
-            },
+        builder = builder.stage(
+            crate::decider::Stage::activity(
+                stage.name.clone(),
+                TypeRef {
+                    name: stage.activity_type.clone(),
+                    version: stage.activity_version.clone(),
+                },
+                stage.task_list.clone(),
+                ActivityTimeouts {
+                    schedule_to_start_secs: stage.schedule_to_start_secs,
+                    schedule_to_close_secs: stage.schedule_to_close_secs,
+                    start_to_close_secs: stage.start_to_close_secs,
+                    heartbeat_secs: stage.heartbeat_secs,
+                },
+            )
+            .after(stage.depends_on.iter().cloned())
+            .retry(retry_policy(&stage.retry))
+            .input(
+                move |workflow_input: &Value, results: &BTreeMap<String, Value>| {
+                    // A continued run carries the previous run's progress in its input; the stages
+                    // only want the media's own fields.
+                    let mut wf = workflow_input.clone();
+                    if let Some(obj) = wf.as_object_mut() {
+                        obj.remove(CONTINUED_KEY);
+                    }
+                    Ok(build(&wf, results))
+                },
+            ),
         );
-        if let Some(secs) = stage.expected_secs.filter(|s| s.is_finite() && *s >= 0.0) {
-            dag_stage = dag_stage.expected_duration(std::time::Duration::from_secs_f64(secs));
-        }
-        builder = builder.stage(dag_stage);
     }
     builder.build()
 }

@@ -24,7 +24,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -144,10 +143,6 @@ pub struct Stage {
     pub kind: StageKind,
     pub depends_on: Vec<String>,
     pub retry: RetryPolicy,
-    /// The stage's nominal running time, when known (see [`Stage::expected_duration`]).
-    pub expected: Option<Duration>,
-    /// The task priority its activity tasks get; set by [`DagWorkflowBuilder::build`].
-    priority: Option<i64>,
     input: Option<InputBuilder>,
 }
 
@@ -158,8 +153,6 @@ impl std::fmt::Debug for Stage {
             .field("kind", &self.kind)
             .field("depends_on", &self.depends_on)
             .field("retry", &self.retry)
-            .field("expected", &self.expected)
-            .field("priority", &self.priority)
             .field("custom_input", &self.input.is_some())
             .finish()
     }
@@ -182,8 +175,6 @@ impl Stage {
             },
             depends_on: Vec::new(),
             retry: RetryPolicy::default(),
-            expected: None,
-            priority: None,
             input: None,
         }
     }
@@ -202,8 +193,6 @@ impl Stage {
             },
             depends_on: Vec::new(),
             retry: RetryPolicy::default(),
-            expected: None,
-            priority: None,
             input: None,
         }
     }
@@ -220,14 +209,6 @@ impl Stage {
 
     pub fn retry(mut self, retry: RetryPolicy) -> Stage {
         self.retry = retry;
-        self
-    }
-
-    /// How long the stage nominally runs. When any stage of a workflow has one, every activity
-    /// task gets a task priority: the stage's nominal finish, in milliseconds from the
-    /// execution's start (see [`DagWorkflow::task_priority`]).
-    pub fn expected_duration(mut self, expected: Duration) -> Stage {
-        self.expected = Some(expected);
         self
     }
 
@@ -490,40 +471,8 @@ impl DagWorkflowBuilder {
             ordered.extend(ready);
             rest = blocked;
         }
-        assign_priorities(&mut ordered);
         self.wf.stages = ordered;
         Ok(self.wf)
-    }
-}
-
-/// Sets each stage's task priority to its nominal finish: the longest chain of expected durations
-/// from the execution's start through the stage, in milliseconds (SWF priorities are Java ints).
-///
-/// Why finish time: task lists hand out higher priorities first, so with more tasks than worker
-/// slots, (1) work further along its workflow goes before work that starts a new one, which
-/// finishes executions instead of starting more of them and cannot starve one that is under way;
-/// (2) parallel stages of a burst of executions are not interleaved: when every execution's
-/// thumbnails and detect_faces wait together, all the detect_faces (later nominal finish) run,
-/// then all the thumbnails, so publish waits for one stage wave instead of two. 100 executions
-/// on 100 slots: FIFO interleaving ends the last one at about 580 ms of a 480 ms critical path,
-/// this order at about 535 ms (README, `swf-runtime demo`). Equal priorities keep SWF's order
-/// (oldest first). `stages` is in dependency order.
-fn assign_priorities(stages: &mut [Stage]) {
-    if stages.iter().all(|s| s.expected.is_none()) {
-        return;
-    }
-    let mut finish: HashMap<String, Duration> = HashMap::new();
-    for stage in stages.iter_mut() {
-        let start = stage
-            .depends_on
-            .iter()
-            .filter_map(|d| finish.get(d))
-            .max()
-            .copied()
-            .unwrap_or_default();
-        let end = start + stage.expected.unwrap_or_default();
-        finish.insert(stage.name.clone(), end);
-        stage.priority = Some(end.as_millis().min(i32::MAX as u128) as i64);
     }
 }
 
@@ -617,11 +566,6 @@ impl DagWorkflow {
 
     pub fn stages(&self) -> &[Stage] {
         &self.stages
-    }
-
-    /// The task priority of `stage`'s activity tasks (`None`: SWF's default, 0).
-    pub fn task_priority(&self, stage: &str) -> Option<i64> {
-        self.stage(stage)?.priority
     }
 
     pub fn stage(&self, name: &str) -> Option<&Stage> {
@@ -843,7 +787,7 @@ impl DagWorkflow {
                         control,
                         input: Some(encoded),
                         task_list: Some(TaskList::new(task_list.clone())),
-                        task_priority: stage.priority.map(|p| p.to_string()),
+                        task_priority: None,
                         schedule_to_start_timeout: Some(timeout_str(
                             timeouts.schedule_to_start_secs,
                         )),
@@ -1315,86 +1259,6 @@ mod tests {
             .unwrap();
             wf.decide(&h)
         }
-    }
-
-    /// The seed's pipeline shape, 30 s -> 5 s and 10 s in parallel -> 8 s.
-    fn pipeline_shape(with_durations: bool) -> DagWorkflow {
-        let stage = |name: &str, secs: u64| {
-            let s = Stage::activity(name, tref(name), "q", T);
-            if with_durations {
-                s.expected_duration(Duration::from_secs(secs))
-            } else {
-                s
-            }
-        };
-        DagWorkflow::builder(tref("Two"))
-            .stage(stage("a", 30))
-            .stage(stage("b", 5).after(["a"]))
-            .stage(stage("c", 10).after(["a"]))
-            .stage(stage("d", 8).after(["b", "c"]))
-            .build()
-            .unwrap()
-    }
-
-    fn priorities(decisions: &[Decision]) -> Vec<(String, Option<String>)> {
-        decisions
-            .iter()
-            .map(|d| match d {
-                Decision::ScheduleActivityTask(a) => {
-                    (a.activity_id.clone(), a.task_priority.clone())
-                }
-                other => panic!("expected ScheduleActivityTask, got {other:?}"),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn task_priorities_are_the_stages_nominal_finish_in_milliseconds() {
-        let wf = pipeline_shape(true);
-        let expect = [("a", 30_000), ("b", 35_000), ("c", 40_000), ("d", 48_000)];
-        for (stage, ms) in expect {
-            assert_eq!(wf.task_priority(stage), Some(ms), "{stage}");
-        }
-        // The decisions carry them: the first schedules a; a's completion schedules b and c.
-        let mut b = B::new(INPUT);
-        let first = b.decide(&wf).unwrap();
-        assert_eq!(
-            priorities(&first),
-            [("a-1".to_string(), Some("30000".to_string()))]
-        );
-        b.completed();
-        let a = b.scheduled("a", 1);
-        b.done(a, "{}");
-        let second = b.decide(&wf).unwrap();
-        assert_eq!(
-            priorities(&second),
-            [
-                ("b-1".to_string(), Some("35000".to_string())),
-                ("c-1".to_string(), Some("40000".to_string()))
-            ]
-        );
-
-        // Without expected durations nothing is prioritised: SWF's default order.
-        let plain = pipeline_shape(false);
-        assert_eq!(plain.task_priority("c"), None);
-        assert_eq!(
-            priorities(&B::new(INPUT).decide(&plain).unwrap()),
-            [("a-1".to_string(), None)]
-        );
-    }
-
-    #[test]
-    fn a_priority_beyond_swf_s_range_is_capped() {
-        let wf = DagWorkflow::builder(tref("Two"))
-            .stage(
-                Stage::activity("long", tref("long"), "q", T)
-                    .expected_duration(Duration::from_secs(40 * 24 * 3600)),
-            )
-            .stage(Stage::activity("after", tref("after"), "q", T).after(["long"]))
-            .build()
-            .unwrap();
-        assert_eq!(wf.task_priority("long"), Some(i64::from(i32::MAX)));
-        assert_eq!(wf.task_priority("after"), Some(i64::from(i32::MAX)));
     }
 
     fn fail_reason(decisions: &[Decision]) -> String {

@@ -7,6 +7,7 @@
 //! 100x sooner. Human-facing timeouts (the manual face recognition, waiting for a free worker) are
 //! not scaled: a person does not work faster in a test.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,12 @@ pub struct PipelineConfig {
     pub face_recognition: FaceRecognitionConfig,
     /// Faults injected into every execution this host works on, by stage name.
     pub faults: Faults,
+    /// Routes stages to task lists other than their default (`Stage::task_list`), by stage name:
+    /// `detect_faces = "video-gpu"` sends face detection to the hosts that poll `video-gpu`. SWF
+    /// hands a task only to pollers of its task list, so this is how stages get hosts of their
+    /// own, and how one stage's backlog is kept from taking another stage's worker slots.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub task_lists: BTreeMap<String, String>,
 }
 
 /// The automated stages' retry policy. Backoffs are nominal (multiplied by `time_scale`).
@@ -115,6 +122,7 @@ impl Default for PipelineConfig {
             retry: RetryConfig::default(),
             face_recognition: FaceRecognitionConfig::default(),
             faults: Faults::new(),
+            task_lists: BTreeMap::new(),
         }
     }
 }
@@ -141,6 +149,26 @@ impl Default for FaceRecognitionConfig {
             execution_timeout_secs: None,
         }
     }
+}
+
+/// SWF's rules for a task list name (the API refuses the others with a ValidationException).
+fn check_task_list_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.chars().count() > 256 {
+        return Err("a task list name has 1 to 256 characters");
+    }
+    if name.trim() != name {
+        return Err("a task list name cannot start or end with whitespace");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || matches!(c, ':' | '/' | '|'))
+    {
+        return Err("a task list name cannot contain ':', '/', '|' or control characters");
+    }
+    if name.contains("arn") {
+        return Err("a task list name cannot contain the literal string \"arn\"");
+    }
+    Ok(())
 }
 
 fn scaled_timeout(scaled_secs: f64, factor: f64, margin_secs: u64) -> u64 {
@@ -249,7 +277,26 @@ impl PipelineConfig {
             }
         }
         check_faults(&self.faults, &Stage::NAMES).map_err(PipelineConfigError)?;
+        for (stage, list) in &self.task_lists {
+            if Stage::from_name(stage).is_none() {
+                return bad(format!(
+                    "task_lists names an unknown stage {stage:?}; stages: {}",
+                    Stage::NAMES.join(", ")
+                ));
+            }
+            if let Err(why) = check_task_list_name(list) {
+                return bad(format!("task_lists.{stage} = {list:?}: {why}"));
+            }
+        }
         Ok(())
+    }
+
+    /// The task list a stage's tasks are scheduled on: the configured route, else its default.
+    pub fn task_list(&self, stage: Stage) -> &str {
+        self.task_lists
+            .get(stage.name())
+            .map(String::as_str)
+            .unwrap_or(stage.task_list())
     }
 
     /// A stage's nominal duration.
@@ -465,8 +512,40 @@ mod tests {
     }
 
     #[test]
+    fn stages_can_be_routed_to_task_lists_of_their_own() {
+        let cfg: PipelineConfig =
+            toml::from_str("[task_lists]\ndetect_faces = \"video-gpu\"\n").unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.task_list(Stage::DetectFaces), "video-gpu");
+        assert_eq!(cfg.task_list(Stage::Thumbnails), crate::VIDEO_TASK_LIST);
+        assert_eq!(
+            PipelineConfig::default().task_list(Stage::DetectFaces),
+            crate::VIDEO_TASK_LIST
+        );
+        // The workflow schedules the stage there, and its type registers it as the default.
+        let wf = crate::video::workflow(&cfg);
+        let faces = wf.stages.iter().find(|s| s.name == "detect_faces").unwrap();
+        assert_eq!(faces.task_list, "video-gpu");
+        let thumbs = wf.stages.iter().find(|s| s.name == "thumbnails").unwrap();
+        assert_eq!(thumbs.task_list, crate::VIDEO_TASK_LIST);
+
+        // Refused: an unknown stage, and names SWF refuses, each with the reason.
+        for (text, expect) in [
+            ("detect_face = \"x\"", "unknown stage \"detect_face\""),
+            ("publish = \"\"", "1 to 256 characters"),
+            ("publish = \" gpu\"", "whitespace"),
+            ("publish = \"a:b\"", "cannot contain ':'"),
+            ("publish = \"warn-list\"", "\"arn\""),
+        ] {
+            let cfg: PipelineConfig = toml::from_str(&format!("[task_lists]\n{text}\n")).unwrap();
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains(expect), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn round_trips_through_toml_as_the_runtime_reads_it() {
-        let text = "time_scale = 0.01\noutput_dir = \"/tmp/out\"\n[retry]\nmax_attempts = 5\n[face_recognition]\nstart_to_close_secs = 120\n[faults.publish]\nhang = true\nfault_attempts = 1\n";
+        let text = "time_scale = 0.01\noutput_dir = \"/tmp/out\"\n[task_lists]\npublish = \"cdn\"\n[retry]\nmax_attempts = 5\n[face_recognition]\nstart_to_close_secs = 120\n[faults.publish]\nhang = true\nfault_attempts = 1\n";
         let cfg: PipelineConfig = toml::from_str(text).unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.retry.max_attempts, 5);

@@ -29,7 +29,7 @@ pub fn activity_type(cfg: &PipelineConfig) -> ActivityTypeSpec {
         name: Stage::Upload.name().to_string(),
         version: ACTIVITY_VERSION.to_string(),
         description: Stage::Upload.description().to_string(),
-        default_task_list: Stage::Upload.task_list().to_string(),
+        default_task_list: cfg.task_list(Stage::Upload).to_string(),
         schedule_to_start_secs: t.schedule_to_start_secs,
         schedule_to_close_secs: t.schedule_to_close_secs,
         start_to_close_secs: t.start_to_close_secs,

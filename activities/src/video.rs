@@ -39,7 +39,7 @@ pub(crate) fn stage_spec(
         name: stage.name().to_string(),
         activity_type: stage.name().to_string(),
         activity_version: ACTIVITY_VERSION.to_string(),
-        task_list: stage.task_list().to_string(),
+        task_list: cfg.task_list(stage).to_string(),
         depends_on: depends_on.iter().map(|s| s.name().to_string()).collect(),
         schedule_to_start_secs: t.schedule_to_start_secs,
         schedule_to_close_secs: t.schedule_to_close_secs,

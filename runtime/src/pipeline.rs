@@ -482,6 +482,35 @@ mod tests {
         r#"{"media_uuid":"m-1","user_uuid":"u-1","faults":{"publish":{"fail_times":1}}}"#;
 
     #[test]
+    fn a_routed_stage_is_scheduled_registered_and_polled_on_its_task_list() {
+        let mut cfg = crate::config::Config::default();
+        cfg.pipeline
+            .task_lists
+            .insert("detect_faces".into(), "video-gpu".into());
+        let (_, types) = registrations(&cfg.pipeline);
+        let faces = types
+            .iter()
+            .find(|a| a.activity_type.name == "detect_faces")
+            .unwrap();
+        assert_eq!(faces.default_task_list, "video-gpu");
+        // A host with no task lists configured polls every list the pipeline uses.
+        let lists: Vec<String> = crate::app::default_task_lists(&cfg, 4)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert!(lists.contains(&"video-gpu".to_string()), "{lists:?}");
+        assert!(lists.contains(&"video-processing".to_string()), "{lists:?}");
+        // The decider schedules detect_faces there once transcode is done.
+        let wf = dag_workflow(&activities::video::workflow(&cfg.pipeline)).unwrap();
+        let Some(crate::decider::StageKind::Activity { task_list, .. }) =
+            wf.stage("detect_faces").map(|s| &s.kind)
+        else {
+            panic!("detect_faces is an activity stage")
+        };
+        assert_eq!(task_list, "video-gpu");
+    }
+
+    #[test]
     fn registrations_cover_every_type_with_explicit_timeouts() {
         let cfg = PipelineConfig::default();
         let (workflows, activity_types) = registrations(&cfg);

@@ -53,6 +53,67 @@ pub struct BenchReport {
     pub cpu_ms_per_execution: f64,
     pub endpoint: String,
     pub telemetry: bool,
+    /// `--telemetry compare` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compare: Option<TelemetryCompare>,
+}
+
+/// The same workload with telemetry on and off, in alternating slices of one run: slow and fast
+/// phases of a shared machine fall on both sides alike.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TelemetryCompare {
+    pub slices: usize,
+    pub on_executions_per_second: f64,
+    pub off_executions_per_second: f64,
+    /// 1 - on/off throughput, in percent.
+    pub cost_percent: f64,
+    pub on_cpu_ms_per_execution: f64,
+    pub off_cpu_ms_per_execution: f64,
+    /// Each slice: telemetry on or off, executions, wall seconds, CPU seconds.
+    pub slice_figures: Vec<SliceFigures>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SliceFigures {
+    pub telemetry: bool,
+    pub executions: usize,
+    pub wall_secs: f64,
+    pub cpu_secs: f64,
+}
+
+/// Which slices of a compare run have telemetry on: on, off, off, on, on, off, ... so that a
+/// steady drift of the machine's speed weighs on both sides alike.
+pub fn slice_is_on(slice: usize) -> bool {
+    matches!(slice % 4, 0 | 3)
+}
+
+/// Sums slices into the compare figures.
+pub fn summarize(slices: &[SliceFigures]) -> TelemetryCompare {
+    let side = |on: bool| {
+        let (mut n, mut wall, mut cpu) = (0usize, 0.0f64, 0.0f64);
+        for s in slices.iter().filter(|s| s.telemetry == on) {
+            n += s.executions;
+            wall += s.wall_secs;
+            cpu += s.cpu_secs;
+        }
+        let eps = if wall > 0.0 { n as f64 / wall } else { 0.0 };
+        (eps, cpu * 1000.0 / n.max(1) as f64)
+    };
+    let (on_eps, on_cpu) = side(true);
+    let (off_eps, off_cpu) = side(false);
+    TelemetryCompare {
+        slices: slices.len(),
+        on_executions_per_second: on_eps,
+        off_executions_per_second: off_eps,
+        cost_percent: if off_eps > 0.0 {
+            (1.0 - on_eps / off_eps) * 100.0
+        } else {
+            0.0
+        },
+        on_cpu_ms_per_execution: on_cpu,
+        off_cpu_ms_per_execution: off_cpu,
+        slice_figures: slices.to_vec(),
+    }
 }
 
 /// Wraps the bench workflow to learn, without polling, when an execution's decider closes it.
@@ -245,17 +306,100 @@ fn latencies(events: &[crate::swf::HistoryEvent]) -> (Vec<f64>, Vec<f64>, Option
     (s2s, decisions, e2e)
 }
 
+/// Starts executions, at most `concurrency` open at a time, and waits for them to close.
+struct Batch {
+    client: Arc<dyn SwfClient>,
+    permits: Arc<Semaphore>,
+    closed: Arc<Mutex<HashMap<String, bool>>>,
+    wake: Arc<Notify>,
+    version: String,
+    user: String,
+    concurrency: usize,
+}
+
+impl Batch {
+    /// Runs `total` executions to their close (or gives up after 600 s) and returns them.
+    async fn run(&self, total: usize) -> Result<Vec<WorkflowExecution>, CommandError> {
+        let closed_before = self.closed.lock().expect("bench bookkeeping lock").len();
+        // Several starters: one StartWorkflowExecution round trip at a time would cap the bench
+        // at one start per request latency, measuring the starter instead of the runtime.
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut starters = tokio::task::JoinSet::new();
+        for _ in 0..self.concurrency.clamp(1, 16) {
+            let (client, permits, next, version, user) = (
+                self.client.clone(),
+                self.permits.clone(),
+                next.clone(),
+                self.version.clone(),
+                self.user.clone(),
+            );
+            starters.spawn(async move {
+                let mut mine = Vec::new();
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                    let permit = permits.acquire().await.map_err(|e| e.to_string())?;
+                    permit.forget(); // returned by the decider wrapper when the execution closes
+                    let media = uuid::Uuid::new_v4().to_string();
+                    let run_id = client
+                        .start_workflow_execution(&StartWorkflow {
+                            workflow_id: media.clone(),
+                            workflow_type: Some(TypeRef {
+                                name: "BenchVideoProcessing".into(),
+                                version: version.clone(),
+                            }),
+                            input: Some(
+                                json!({"media_uuid": media, "user_uuid": user}).to_string(),
+                            ),
+                            ..StartWorkflow::default()
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    mine.push(WorkflowExecution {
+                        workflow_id: media,
+                        run_id,
+                    });
+                }
+                Ok::<_, String>(mine)
+            });
+        }
+        let mut executions = Vec::with_capacity(total);
+        while let Some(res) = starters.join_next().await {
+            let mine = res
+                .map_err(|e| CommandError::fail_msg(e.to_string()))?
+                .map_err(CommandError::fail_msg)?;
+            executions.extend(mine);
+        }
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let done = self.closed.lock().expect("bench bookkeeping lock").len() - closed_before;
+            if done >= executions.len() || Instant::now() > deadline {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
+        }
+        Ok(executions)
+    }
+}
+
 pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, CommandError> {
     let stages_ms = parse_stages(&args.stages_ms)?;
-    let telemetry_on = match args.telemetry.as_str() {
-        "on" => true,
-        "off" => false,
+    let (telemetry_on, compare) = match args.telemetry.as_str() {
+        "on" => (true, false),
+        "off" => (false, false),
+        "compare" => (true, true),
         other => {
             return Err(CommandError::usage_msg(format!(
-                "--telemetry is {other:?}; use on or off"
+                "--telemetry is {other:?}; use on, off or compare"
             )))
         }
     };
+    if compare
+        && (args.slices < 2 || !args.slices.is_multiple_of(2) || args.slices > args.workflows)
+    {
+        return Err(CommandError::usage_msg(format!(
+            "--slices is {}; --telemetry compare needs an even number of slices, at least 2 and at most --workflows ({})",
+            args.slices, args.workflows
+        )));
+    }
     if args.workflows == 0 || args.concurrency == 0 || args.slots == 0 {
         return Err(CommandError::usage_msg(
             "--workflows, --concurrency and --slots must be at least 1",
@@ -348,59 +492,40 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
     let started = Instant::now();
     let cpu_before = cpu_secs();
     let user = uuid::Uuid::new_v4().to_string();
-    // Several starters: one StartWorkflowExecution round trip at a time would cap the bench at
-    // one start per request latency, measuring the starter instead of the runtime.
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut starters = tokio::task::JoinSet::new();
-    for _ in 0..args.concurrency.clamp(1, 16) {
-        let (client, permits, next, version, user) = (
-            client.clone(),
-            permits.clone(),
-            next.clone(),
-            version.clone(),
-            user.clone(),
-        );
-        let total = args.workflows;
-        starters.spawn(async move {
-            let mut mine = Vec::new();
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
-                let permit = permits.acquire().await.map_err(|e| e.to_string())?;
-                permit.forget(); // returned by the decider wrapper when the execution closes
-                let media = uuid::Uuid::new_v4().to_string();
-                let run_id = client
-                    .start_workflow_execution(&StartWorkflow {
-                        workflow_id: media.clone(),
-                        workflow_type: Some(TypeRef {
-                            name: "BenchVideoProcessing".into(),
-                            version: version.clone(),
-                        }),
-                        input: Some(json!({"media_uuid": media, "user_uuid": user}).to_string()),
-                        ..StartWorkflow::default()
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                mine.push(WorkflowExecution {
-                    workflow_id: media,
-                    run_id,
-                });
-            }
-            Ok::<_, String>(mine)
-        });
-    }
+    let run = Batch {
+        client: client.clone(),
+        permits: permits.clone(),
+        closed: closed.clone(),
+        wake: wake.clone(),
+        version: version.clone(),
+        user,
+        concurrency: args.concurrency,
+    };
     let mut executions = Vec::with_capacity(args.workflows);
-    while let Some(res) = starters.join_next().await {
-        let mine = res
-            .map_err(|e| CommandError::fail_msg(e.to_string()))?
-            .map_err(CommandError::fail_msg)?;
-        executions.extend(mine);
-    }
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let done = closed.lock().expect("bench bookkeeping lock").len();
-        if done >= executions.len() || Instant::now() > deadline {
-            break;
+    let mut slices = Vec::new();
+    if compare {
+        let per_slice = args.workflows / args.slices;
+        for slice in 0..args.slices {
+            let on = slice_is_on(slice);
+            crate::telemetry::set_enabled(on);
+            // The last slice takes the remainder.
+            let n = if slice + 1 == args.slices {
+                args.workflows - per_slice * (args.slices - 1)
+            } else {
+                per_slice
+            };
+            let (t0, c0) = (Instant::now(), cpu_secs());
+            executions.extend(run.run(n).await?);
+            slices.push(SliceFigures {
+                telemetry: on,
+                executions: n,
+                wall_secs: t0.elapsed().as_secs_f64(),
+                cpu_secs: cpu_secs() - c0,
+            });
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+        crate::telemetry::set_enabled(true);
+    } else {
+        executions = run.run(args.workflows).await?;
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu_before;
@@ -441,6 +566,7 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
         cpu_ms_per_execution: cpu * 1000.0 / completed.max(1) as f64,
         endpoint: backend.endpoint.clone(),
         telemetry: telemetry_on,
+        compare: compare.then(|| summarize(&slices)),
     };
     backend.shutdown().await;
     guard.shutdown().await;
@@ -480,14 +606,68 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
             "CPU per execution        {:.2} ms (this process: runtime and embedded endpoint)",
             report.cpu_ms_per_execution
         );
-        println!(
-            "telemetry                {}",
-            if telemetry_on { "on" } else { "off" }
-        );
+        match &report.compare {
+            Some(c) => {
+                println!(
+                    "telemetry                compared in {} alternating slices: on {:.1} executions/s ({:.2} ms CPU each), off {:.1} ({:.2} ms): cost {:.1}%",
+                    c.slices,
+                    c.on_executions_per_second,
+                    c.on_cpu_ms_per_execution,
+                    c.off_executions_per_second,
+                    c.off_cpu_ms_per_execution,
+                    c.cost_percent
+                );
+            }
+            None => println!(
+                "telemetry                {}",
+                if telemetry_on { "on" } else { "off" }
+            ),
+        }
     }
     Ok(if completed == executions.len() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_slices_alternate_so_a_drift_weighs_on_both_sides() {
+        let on: Vec<bool> = (0..8).map(slice_is_on).collect();
+        assert_eq!(on, [true, false, false, true, true, false, false, true]);
+        // Under a steady slowdown (slice i takes 1 + i/10 s), both sides sum to the same time.
+        let wall = |on: bool| -> f64 {
+            (0..8)
+                .filter(|i| slice_is_on(*i) == on)
+                .map(|i| 1.0 + i as f64 / 10.0)
+                .sum()
+        };
+        assert!((wall(true) - wall(false)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn summarize_sums_each_side_and_reports_the_cost() {
+        let slice = |telemetry, executions, wall_secs, cpu_secs| SliceFigures {
+            telemetry,
+            executions,
+            wall_secs,
+            cpu_secs,
+        };
+        let c = summarize(&[
+            slice(true, 100, 1.0, 0.30),
+            slice(false, 100, 0.9, 0.27),
+            slice(false, 100, 0.9, 0.27),
+            slice(true, 100, 1.0, 0.30),
+        ]);
+        assert!((c.on_executions_per_second - 100.0).abs() < 1e-9);
+        assert!((c.off_executions_per_second - 200.0 / 1.8).abs() < 1e-9);
+        assert!((c.cost_percent - 10.0).abs() < 1e-9);
+        assert!((c.on_cpu_ms_per_execution - 3.0).abs() < 1e-9);
+        assert!((c.off_cpu_ms_per_execution - 2.7).abs() < 1e-9);
+        assert_eq!(c.slices, 4);
+    }
 }

@@ -251,8 +251,13 @@ pub struct BenchArgs {
     /// Stage durations in ms as A,B,C,D.
     #[arg(long, default_value = "0,0,0,0")]
     pub stages_ms: String,
+    /// `on`, `off`, or `compare`: the same workload in slices alternating on and off (on, off,
+    /// off, on, ...) in this one run, reporting both throughputs and the cost of telemetry.
     #[arg(long, default_value = "on")]
     pub telemetry: String,
+    /// Slices of `--telemetry compare` (even; each runs workflows / slices executions to the end).
+    #[arg(long, default_value_t = 8)]
+    pub slices: usize,
     /// Activity slots per task list.
     #[arg(long, default_value_t = 256)]
     pub slots: usize,

@@ -29,7 +29,8 @@ pub mod spool;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -270,6 +271,28 @@ fn host_name() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Whether telemetry is on right now (see [`set_enabled`]).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the installed level filter off and on again; set by [`init`].
+static FILTER_SWITCH: OnceLock<Box<dyn Fn(bool) + Send + Sync>> = OnceLock::new();
+
+/// Whether telemetry is on: false only between `set_enabled(false)` and `set_enabled(true)`.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Turns every log line, span and metric off (or back on) in a running process: the level filter
+/// becomes `off` (every callsite is disabled again, as with no subscriber at all), the metrics
+/// recorder hands out no-op handles, and no execution root span is exported. `swf-runtime bench
+/// --telemetry compare` uses it to run the same workload with and without telemetry in one run.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+    if let Some(switch) = FILTER_SWITCH.get() {
+        switch(on);
+    }
+}
+
 /// Installs the global subscriber described by `cfg` and starts the background writers.
 ///
 /// Must run inside a Tokio runtime when OTLP over gRPC is configured.
@@ -312,10 +335,21 @@ pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     } else {
         None
     };
+    let directive = filter.to_string();
     let json = JsonLogLayer::new(&cfg.service_name, &host_name(), sinks);
-    let subscriber = subscriber(filter, tracer.as_ref().map(|t| t.tracer()), json);
+    let (subscriber, handle) =
+        subscriber_with_reload(filter, tracer.as_ref().map(|t| t.tracer()), json);
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|e| TelemetryError::AlreadyInstalled(e.to_string()))?;
+    let _ = FILTER_SWITCH.set(Box::new(move |on| {
+        let filter = if on {
+            EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"))
+        } else {
+            EnvFilter::new("off")
+        };
+        // Reloading rebuilds every callsite's cached interest and the level hint.
+        let _ = handle.reload(filter);
+    }));
     if let Some(t) = &tracer {
         otlp::set_global_tracer(t);
     }
@@ -374,6 +408,20 @@ pub fn subscriber(
     tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
     json: JsonLogLayer,
 ) -> impl tracing::Subscriber + Send + Sync {
+    subscriber_with_reload(filter, tracer, json).0
+}
+
+/// [`subscriber`], with the handle that replaces its level filter (for [`set_enabled`]). The
+/// reload layer costs an uncontended read lock per callback.
+fn subscriber_with_reload(
+    filter: EnvFilter,
+    tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+    json: JsonLogLayer,
+) -> (
+    impl tracing::Subscriber + Send + Sync,
+    tracing_subscriber::reload::Handle<EnvFilter, impl tracing::Subscriber + Send + Sync>,
+) {
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     // No busy/idle tracking and no context activation on every poll of an instrumented future:
     // nothing reads them (log lines take their ids from the span itself).
     let otel_layer = tracer.map(|tracer| {
@@ -385,10 +433,11 @@ pub fn subscriber(
             .with_context_activation(false)
             .with_filter(SpansAndWarnings)
     });
-    tracing_subscriber::registry()
+    let subscriber = tracing_subscriber::registry()
         .with(otel_layer)
         .with(json)
-        .with(filter)
+        .with(filter);
+    (subscriber, handle)
 }
 
 #[cfg(test)]

@@ -346,6 +346,9 @@ pub fn export_execution_root_span(
     end: SystemTime,
     attrs: Vec<KeyValue>,
 ) -> bool {
+    if !super::enabled() {
+        return false;
+    }
     let tracer = GLOBAL_TRACER.read().ok().and_then(|t| t.clone());
     match tracer {
         Some(tracer) => {

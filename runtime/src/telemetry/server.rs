@@ -98,14 +98,85 @@ pub fn prometheus_handle() -> Result<PrometheusHandle, TelemetryError> {
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
-    let handle = PrometheusBuilder::new()
+    let recorder = PrometheusBuilder::new()
         .set_buckets(m::BUCKETS_SECONDS)
         .map_err(|e| TelemetryError::Metrics(e.to_string()))?
-        .install_recorder()
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(Switchable(recorder))
         .map_err(|e| TelemetryError::Metrics(e.to_string()))?;
     m::describe_all();
     let _ = HANDLE.set(handle.clone());
     Ok(handle)
+}
+
+/// The Prometheus recorder, handing out no-op handles while telemetry is off
+/// ([`super::set_enabled`]); descriptions always go through.
+struct Switchable<R>(R);
+
+impl<R: metrics::Recorder> metrics::Recorder for Switchable<R> {
+    fn describe_counter(
+        &self,
+        key: metrics::KeyName,
+        unit: Option<metrics::Unit>,
+        description: metrics::SharedString,
+    ) {
+        self.0.describe_counter(key, unit, description)
+    }
+
+    fn describe_gauge(
+        &self,
+        key: metrics::KeyName,
+        unit: Option<metrics::Unit>,
+        description: metrics::SharedString,
+    ) {
+        self.0.describe_gauge(key, unit, description)
+    }
+
+    fn describe_histogram(
+        &self,
+        key: metrics::KeyName,
+        unit: Option<metrics::Unit>,
+        description: metrics::SharedString,
+    ) {
+        self.0.describe_histogram(key, unit, description)
+    }
+
+    fn register_counter(
+        &self,
+        key: &metrics::Key,
+        metadata: &metrics::Metadata<'_>,
+    ) -> metrics::Counter {
+        if super::enabled() {
+            self.0.register_counter(key, metadata)
+        } else {
+            metrics::Counter::noop()
+        }
+    }
+
+    fn register_gauge(
+        &self,
+        key: &metrics::Key,
+        metadata: &metrics::Metadata<'_>,
+    ) -> metrics::Gauge {
+        if super::enabled() {
+            self.0.register_gauge(key, metadata)
+        } else {
+            metrics::Gauge::noop()
+        }
+    }
+
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        metadata: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        if super::enabled() {
+            self.0.register_histogram(key, metadata)
+        } else {
+            metrics::Histogram::noop()
+        }
+    }
 }
 
 /// The running `/metrics` + `/healthz` server.

@@ -515,7 +515,7 @@ fn mistakes_get_a_plain_message_and_the_right_exit_code() -> Result<()> {
     expect_ok(&setup.run(&["register"], QUICK)?, "register");
     let _host = setup.host()?;
     // (args, exit code, what stderr must say)
-    let cases: [(&[&str], i32, &str); 5] = [
+    let cases: [(&[&str], i32, &str); 7] = [
         (
             &["history", "no-such-media"],
             1,
@@ -556,6 +556,16 @@ fn mistakes_get_a_plain_message_and_the_right_exit_code() -> Result<()> {
             &["inject", "thumbnails", "--input", "zz"],
             2,
             "--input is not valid JSON",
+        ),
+        (
+            &["bench", "--telemetry", "compare", "--slices", "3"],
+            2,
+            "--slices is 3; --telemetry compare needs an even number of slices",
+        ),
+        (
+            &["bench", "--telemetry", "sometimes"],
+            2,
+            "--telemetry is \"sometimes\"; use on, off or compare",
         ),
     ];
     for (args, code, message) in cases {

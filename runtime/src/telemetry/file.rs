@@ -16,7 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ const CHANNEL_LINES: usize = 16_384;
 const LINGER: Duration = Duration::from_millis(10);
 
 enum Msg {
-    Line(String),
+    Line(Arc<str>),
     Flush(SyncSender<()>),
     Stop,
 }
@@ -181,7 +181,11 @@ impl LocalWriter {
 
 impl LineSink for LocalWriter {
     fn write_line(&self, line: &str) {
-        match self.tx.try_send(Msg::Line(line.to_string())) {
+        self.write_shared(&Arc::from(line));
+    }
+
+    fn write_shared(&self, line: &Arc<str>) {
+        match self.tx.try_send(Msg::Line(line.clone())) {
             Ok(()) => {}
             // Backpressure on purpose: local logs are not dropped (see the module doc).
             Err(TrySendError::Full(msg)) => {

@@ -32,6 +32,12 @@ use crate::envelope::trace_id_for_run;
 /// Implementations must return quickly and must not emit `tracing` events (that would recurse).
 pub trait LineSink: Send + Sync + 'static {
     fn write_line(&self, line: &str);
+
+    /// The same line, shared: a sink that keeps lines takes a reference instead of a copy, so
+    /// several sinks share one allocation.
+    fn write_shared(&self, line: &Arc<str>) {
+        self.write_line(line);
+    }
 }
 
 /// Fields of one span, in the order they were declared/recorded.
@@ -134,6 +140,80 @@ impl Visit for FieldCollector<'_> {
     }
 }
 
+/// Writes an event's fields into the line as it records them, without building a value per field
+/// first (that was an allocation per field on every line). The message is kept apart: it goes
+/// near the front of the line.
+struct EventWriter<'a> {
+    body: &'a mut String,
+    seen: &'a mut Vec<&'static str>,
+    message: &'a mut String,
+    run_id: &'a mut Option<String>,
+}
+
+impl EventWriter<'_> {
+    /// Starts `,"key":` and returns true, or returns false for the message (whose text `text`
+    /// writes), a reserved key or a key already written.
+    fn start(&mut self, name: &'static str, text: impl FnOnce(&mut String)) -> bool {
+        if name == f::MESSAGE {
+            text(self.message);
+            return false;
+        }
+        if self.seen.contains(&name) || RESERVED.contains(&name) {
+            return false;
+        }
+        self.seen.push(name);
+        self.body.push(',');
+        push_key(self.body, name);
+        true
+    }
+
+    fn number(&mut self, field: &Field, value: Value) {
+        if self.start(field.name(), |m| {
+            let _ = write!(m, "{value}");
+        }) {
+            let _ = write!(self.body, "{value}");
+        }
+    }
+
+    fn text(&mut self, field: &Field, value: &str) {
+        if field.name() == f::RUN_ID {
+            *self.run_id = Some(value.to_string());
+        }
+        if self.start(field.name(), |m| m.push_str(value)) {
+            push_str(self.body, value);
+        }
+    }
+}
+
+impl Visit for EventWriter<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // `Value` writes non-finite numbers as `null`, keeping the line valid JSON.
+        self.number(field, Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.number(field, Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.number(field, Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.number(field, Value::from(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.text(field, value);
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.text(field, &value.to_string());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == f::MESSAGE {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            self.text(field, &format!("{value:?}"));
+        }
+    }
+}
+
 /// Keys the layer writes itself; fields of the same name are ignored rather than duplicated.
 const RESERVED: &[&str] = &[
     f::TIMESTAMP,
@@ -219,8 +299,19 @@ where
         if self.sinks.is_empty() {
             return;
         }
-        let mut own = SpanFields::new(8, String::new());
-        event.record(&mut FieldCollector { out: &mut own });
+        // The event's own fields go straight into `body`; they win over span fields of the same
+        // name, inner spans over outer ones (`seen`).
+        let mut seen: Vec<&'static str> = Vec::with_capacity(16);
+        seen.push(f::MESSAGE);
+        let mut body = String::with_capacity(384);
+        let mut message = String::new();
+        let mut event_run_id: Option<String> = None;
+        event.record(&mut EventWriter {
+            body: &mut body,
+            seen: &mut seen,
+            message: &mut message,
+            run_id: &mut event_run_id,
+        });
 
         let meta = event.metadata();
         let mut line = String::with_capacity(512);
@@ -232,30 +323,16 @@ where
         push_str(&mut line, &meta.level().as_str().to_ascii_lowercase());
         line.push(',');
         push_key(&mut line, f::MESSAGE);
-        match own.fields.iter().find(|(k, _)| *k == f::MESSAGE) {
-            Some((_, Value::String(msg))) => push_str(&mut line, msg),
-            Some((_, other)) => push_str(&mut line, &other.to_string()),
-            None => push_str(&mut line, ""),
-        }
+        push_str(&mut line, &message);
         line.push(',');
         line.push_str(&self.constant);
         line.push(',');
         push_key(&mut line, "log.logger");
         push_str(&mut line, meta.target());
 
-        // Event fields win over span fields, inner spans over outer ones.
-        let mut seen: Vec<&'static str> = Vec::with_capacity(16);
-        seen.push(f::MESSAGE);
-        let mut body = String::with_capacity(256);
-        for (key, value) in &own.fields {
-            push_field(&mut body, &mut seen, key, value);
-        }
         // The nearest span with a run id names the execution (an event's own `run_id` first).
-        let mut run_trace: Option<String> = own
-            .fields
-            .iter()
-            .find(|(k, _)| *k == f::RUN_ID)
-            .and_then(|(_, v)| run_trace_id(v));
+        let mut run_trace: Option<String> =
+            event_run_id.and_then(|r| run_trace_id(&Value::String(r)));
         let mut local_span_id: Option<String> = None;
         let mut otel: Option<(String, String)> = None;
         let mut leaf = true;
@@ -303,8 +380,9 @@ where
         }
         line.push_str(&body);
         line.push('}');
+        let line: Arc<str> = Arc::from(line);
         for sink in &self.sinks {
-            sink.write_line(&line);
+            sink.write_shared(&line);
         }
     }
 }

@@ -91,7 +91,7 @@ pub struct StatsSnapshot {
 }
 
 enum Msg {
-    Line(String),
+    Line(Arc<str>),
     Shutdown(Instant),
 }
 
@@ -196,7 +196,11 @@ impl Drop for LogstashShipper {
 
 impl LineSink for LogstashShipper {
     fn write_line(&self, line: &str) {
-        match self.tx.try_send(Msg::Line(line.to_string())) {
+        self.write_shared(&Arc::from(line));
+    }
+
+    fn write_shared(&self, line: &Arc<str>) {
+        match self.tx.try_send(Msg::Line(line.clone())) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.drops.dropped(&self.stats, 1, "queue_full"),
             Err(TrySendError::Disconnected(_)) => {}
@@ -217,7 +221,7 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        let mut pending: Vec<String> = Vec::new();
+        let mut pending: Vec<Arc<str>> = Vec::new();
         let mut shutdown: Option<Instant> = None;
         loop {
             // Wait for lines, but not past the next reconnect attempt when there is a backlog,
@@ -276,7 +280,7 @@ impl Worker {
         }
     }
 
-    fn receive(&mut self, wait: Option<Duration>, pending: &mut Vec<String>) -> Received {
+    fn receive(&mut self, wait: Option<Duration>, pending: &mut Vec<Arc<str>>) -> Received {
         let first = match wait {
             None => match self.rx.recv() {
                 Ok(msg) => {
@@ -365,15 +369,15 @@ impl Worker {
         closed || stream.set_nonblocking(false).is_err()
     }
 
-    fn send_batch(&mut self, lines: &[String]) -> io::Result<()> {
+    fn send_batch<L: AsRef<str>>(&mut self, lines: &[L]) -> io::Result<()> {
         let stream = self
             .conn
             .as_mut()
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
-        let total: usize = lines.iter().map(|l| l.len() + 1).sum();
+        let total: usize = lines.iter().map(|l| l.as_ref().len() + 1).sum();
         let mut buf = Vec::with_capacity(total);
         for line in lines {
-            buf.extend_from_slice(line.as_bytes());
+            buf.extend_from_slice(line.as_ref().as_bytes());
             buf.push(b'\n');
         }
         stream.write_all(&buf)?;
@@ -394,11 +398,11 @@ impl Worker {
         self.drops.recovered();
     }
 
-    fn spool_lines(&mut self, pending: &mut Vec<String>) {
+    fn spool_lines(&mut self, pending: &mut Vec<Arc<str>>) {
         if pending.is_empty() {
             return;
         }
-        let taken = match self.spool.append(pending.iter().map(String::as_str)) {
+        let taken = match self.spool.append(pending.iter().map(|l| &**l)) {
             Ok(taken) => taken,
             Err(err) => {
                 eprintln!(

@@ -75,7 +75,8 @@ struct Inner {
     cause: Mutex<Option<CancelCause>>,
     lost_reason: Mutex<Option<String>>,
     heartbeat: Mutex<HeartbeatState>,
-    /// The least time between two heartbeats the handler asks for (zero: none held back).
+    /// The heartbeat interval: the worker beats this long after the last heartbeat, and a
+    /// handler's call within it is held back (zero: none held back).
     heartbeat_gap: Duration,
 }
 
@@ -162,9 +163,10 @@ impl ActivityContext {
         self.send_heartbeat(details).await;
     }
 
-    /// When the next automatic heartbeat is due, `interval` after the last one of either kind.
-    pub(crate) fn next_heartbeat_at(&self, interval: Duration) -> Instant {
-        lock(&self.inner.heartbeat).last_sent + interval
+    /// When the next automatic heartbeat is due: one interval after the last heartbeat of either
+    /// kind, or after the task started.
+    pub(crate) fn next_heartbeat_at(&self) -> Instant {
+        lock(&self.inner.heartbeat).last_sent + self.inner.heartbeat_gap
     }
 
     /// Fires when the task cannot be answered any more (lost, or past the drain timeout).

@@ -127,13 +127,12 @@ async fn execute(
         return;
     };
 
-    let interval = env.heartbeat_interval(&info.activity_type);
     let ctx = ActivityContext::new(
         info.clone(),
         token.clone(),
         env.client.clone(),
         CancellationToken::new(),
-        interval,
+        env.heartbeat_interval(&info.activity_type),
     );
     let mut handle = AbortOnDropHandle::new(tokio::spawn({
         let ctx = ctx.clone();
@@ -146,9 +145,9 @@ async fn execute(
             loop {
                 tokio::select! {
                     _ = ctx.stopped().cancelled() => return,
-                    _ = tokio::time::sleep_until(ctx.next_heartbeat_at(interval)) => {
+                    _ = tokio::time::sleep_until(ctx.next_heartbeat_at()) => {
                         // A handler heartbeat while this slept moved the deadline: sleep again.
-                        if ctx.next_heartbeat_at(interval) <= Instant::now() {
+                        if ctx.next_heartbeat_at() <= Instant::now() {
                             ctx.auto_heartbeat().await;
                         }
                     }

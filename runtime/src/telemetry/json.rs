@@ -167,7 +167,7 @@ impl EventWriter<'_> {
         true
     }
 
-    fn number(&mut self, field: &Field, value: Value) {
+    fn scalar(&mut self, field: &Field, value: Value) {
         if self.start(field.name(), |m| {
             let _ = write!(m, "{value}");
         }) {
@@ -188,16 +188,16 @@ impl EventWriter<'_> {
 impl Visit for EventWriter<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         // `Value` writes non-finite numbers as `null`, keeping the line valid JSON.
-        self.number(field, Value::from(value));
+        self.scalar(field, Value::from(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.number(field, Value::from(value));
+        self.scalar(field, Value::from(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.number(field, Value::from(value));
+        self.scalar(field, Value::from(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.number(field, Value::from(value));
+        self.scalar(field, Value::from(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.text(field, value);

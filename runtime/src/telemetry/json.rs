@@ -103,12 +103,16 @@ impl SpanFields {
 }
 
 fn run_trace_id(run_id: &Value) -> Option<String> {
-    let run_id = match run_id {
-        Value::String(s) => s.clone(),
-        Value::Null => return None,
-        other => other.to_string(),
-    };
-    (!run_id.is_empty()).then(|| hex::encode(trace_id_for_run(&run_id)))
+    match run_id {
+        Value::String(s) => trace_id_hex(s),
+        Value::Null => None,
+        other => trace_id_hex(&other.to_string()),
+    }
+}
+
+/// The hex trace id of the execution with this run id (none for an empty one).
+fn trace_id_hex(run_id: &str) -> Option<String> {
+    (!run_id.is_empty()).then(|| hex::encode(trace_id_for_run(run_id)))
 }
 
 struct FieldCollector<'a> {
@@ -158,13 +162,7 @@ impl EventWriter<'_> {
             text(self.message);
             return false;
         }
-        if self.seen.contains(&name) || RESERVED.contains(&name) {
-            return false;
-        }
-        self.seen.push(name);
-        self.body.push(',');
-        push_key(self.body, name);
-        true
+        start_field(self.body, self.seen, name)
     }
 
     fn scalar(&mut self, field: &Field, value: Value) {
@@ -331,8 +329,7 @@ where
         push_str(&mut line, meta.target());
 
         // The nearest span with a run id names the execution (an event's own `run_id` first).
-        let mut run_trace: Option<String> =
-            event_run_id.and_then(|r| run_trace_id(&Value::String(r)));
+        let mut run_trace: Option<String> = event_run_id.as_deref().and_then(trace_id_hex);
         let mut local_span_id: Option<String> = None;
         let mut otel: Option<(String, String)> = None;
         let mut leaf = true;
@@ -388,17 +385,32 @@ where
 }
 
 fn push_field(out: &mut String, seen: &mut Vec<&'static str>, key: &'static str, value: &Value) {
+    if start_field(out, seen, key) {
+        push_json(out, value);
+    }
+}
+
+/// Appends `,"key":` and notes the key, unless it is reserved or already on the line: the first
+/// writer of a key wins. Says whether it appended.
+fn start_field(out: &mut String, seen: &mut Vec<&'static str>, key: &'static str) -> bool {
     if seen.contains(&key) || RESERVED.contains(&key) {
-        return;
+        return false;
     }
     seen.push(key);
-    push_value(out, key, value);
+    out.push(',');
+    push_key(out, key);
+    true
 }
 
 /// Appends `,"key":value`.
 fn push_value(out: &mut String, key: &str, value: &Value) {
     out.push(',');
     push_key(out, key);
+    push_json(out, value);
+}
+
+/// Appends `value` as JSON.
+fn push_json(out: &mut String, value: &Value) {
     match value {
         // The common cases directly: going through `Display` costs a formatter per field.
         Value::String(s) => push_str(out, s),

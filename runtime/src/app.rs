@@ -438,7 +438,7 @@ pub fn health_tracking(
 /// dashboards and alerts see 0 rather than "no data" before the first event (a throttle, a dropped
 /// line) ever happens.
 pub fn prime_metrics(opts: &HostOptions, activity_types: &[(String, String)]) {
-    use crate::telemetry::metrics::{self as m, labels};
+    use crate::telemetry::metrics as m;
     for op in [
         "PollForDecisionTask",
         "RespondDecisionTaskCompleted",
@@ -450,7 +450,7 @@ pub fn prime_metrics(opts: &HostOptions, activity_types: &[(String, String)]) {
         "StartWorkflowExecution",
         "GetWorkflowExecutionHistory",
     ] {
-        metrics::counter!(m::API_THROTTLES.name, labels::OPERATION => op).increment(0);
+        m::counter(&m::API_THROTTLES, &[op]).increment(0);
     }
     for d in [
         m::LOG_LINES_SHIPPED,
@@ -459,27 +459,20 @@ pub fn prime_metrics(opts: &HostOptions, activity_types: &[(String, String)]) {
         m::SPANS_EXPORTED,
         m::SPANS_DROPPED,
     ] {
-        metrics::counter!(d.name).increment(0);
+        m::counter(&d, &[]).increment(0);
     }
     for tl in &opts.task_lists {
-        metrics::gauge!(m::WORKER_DRAINING.name, labels::TASK_LIST => tl.name.clone()).set(0.0);
+        m::gauge(&m::WORKER_DRAINING, &[&tl.name]).set(0.0);
         for (activity_type, list) in activity_types {
             if list != &tl.name {
                 continue;
             }
             let at = activity_type.clone();
             let tln = tl.name.clone();
-            metrics::counter!(m::ACTIVITY_UNKNOWN_RESOURCE.name,
-                labels::ACTIVITY_TYPE => at.clone(), labels::TASK_LIST => tln.clone())
-            .increment(0);
-            metrics::counter!(m::ACTIVITY_HEARTBEATS.name,
-                labels::ACTIVITY_TYPE => at.clone(), labels::TASK_LIST => tln.clone())
-            .increment(0);
+            m::counter(&m::ACTIVITY_UNKNOWN_RESOURCE, &[&at, &tln]).increment(0);
+            m::counter(&m::ACTIVITY_HEARTBEATS, &[&at, &tln]).increment(0);
             for outcome in ["completed", "failed", "canceled"] {
-                metrics::counter!(m::ACTIVITY_TASKS.name,
-                    labels::ACTIVITY_TYPE => at.clone(), labels::TASK_LIST => tln.clone(),
-                    labels::OUTCOME => outcome)
-                .increment(0);
+                m::counter(&m::ACTIVITY_TASKS, &[&at, &tln, outcome]).increment(0);
             }
         }
     }
@@ -494,7 +487,7 @@ pub fn spawn_backlog_sampler(
     every: Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    use crate::telemetry::metrics::{labels, PENDING_TASKS};
+    use crate::telemetry::metrics as m;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -505,14 +498,12 @@ pub fn spawn_backlog_sampler(
             }
             for tl in &activity_lists {
                 if let Ok(n) = client.count_pending_activity_tasks(tl).await {
-                    metrics::gauge!(PENDING_TASKS.name, labels::TASK_LIST => tl.clone())
-                        .set(n as f64);
+                    m::gauge(&m::PENDING_TASKS, &[tl]).set(n as f64);
                 }
             }
             for tl in &decision_lists {
                 if let Ok(n) = client.count_pending_decision_tasks(tl).await {
-                    metrics::gauge!(PENDING_TASKS.name, labels::TASK_LIST => tl.clone())
-                        .set(n as f64);
+                    m::gauge(&m::PENDING_TASKS, &[tl]).set(n as f64);
                 }
             }
         }

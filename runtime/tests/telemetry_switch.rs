@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use swf_runtime::telemetry::{self, TelemetryConfig};
+use swf_runtime::telemetry::{self, metrics as m, TelemetryConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_telemetry_off_silences_lines_metrics_and_spans_until_it_is_back_on() {
@@ -30,11 +30,25 @@ async fn switching_telemetry_off_silences_lines_metrics_and_spans_until_it_is_ba
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     };
+    // A series through the runtime's kept handles (`metrics::counter`), by its whole label set.
+    let series = |line_start: &str| -> f64 {
+        metrics
+            .render()
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
     let mark = |phase: &str| {
         let span = tracing::info_span!("activity_task", media_uuid = "m-switch");
         let _e = span.enter();
         tracing::info!(phase, "Switch test line.");
         metrics::counter!("swf_switch_test_total").increment(1);
+        // The same handle is kept across the switch: off must not record through it, and back on
+        // it must record again (not stay a no-op taken while off).
+        m::counter(&m::POLLS, &["switch-a", "task"]).increment(1);
+        m::counter(&m::POLLS, &["switch-b", "empty"]).increment(10);
     };
 
     mark("on-before");
@@ -63,6 +77,18 @@ async fn switching_telemetry_off_silences_lines_metrics_and_spans_until_it_is_ba
     );
 
     assert_eq!(count("swf_switch_test_total"), 2.0);
+    // Label values pick their own series, on whichever thread the update runs.
+    tokio::spawn(async { m::counter(&m::POLLS, &["switch-a", "task"]).increment(100) })
+        .await
+        .unwrap();
+    assert_eq!(
+        series(r#"swf_polls_total{task_list="switch-a",outcome="task"}"#),
+        102.0
+    );
+    assert_eq!(
+        series(r#"swf_polls_total{task_list="switch-b",outcome="empty"}"#),
+        20.0
+    );
     guard.shutdown().await;
     let text = std::fs::read_to_string(dir.path().join("logs/swf-runtime.log")).unwrap();
     let phases: Vec<String> = text

@@ -10,10 +10,7 @@ use std::time::Duration;
 
 use crate::swf::{Decision, SwfError};
 use crate::telemetry::fields;
-use crate::telemetry::metrics::{
-    labels, DECISIONS, DECISION_EXECUTION, DECISION_HISTORY_PAGES, DECISION_SCHEDULE_TO_START,
-    POLLS, STAGE_ATTEMPTS, STAGE_DURATION, WORKFLOW_END_TO_END, WORKFLOW_EXECUTIONS,
-};
+use crate::telemetry::metrics as m;
 
 /// A decision poll (first page or a later one) failed; the poller waits before polling again.
 pub struct DecisionPollFailed<'a> {
@@ -24,8 +21,7 @@ pub struct DecisionPollFailed<'a> {
 
 impl DecisionPollFailed<'_> {
     pub fn emit(&self) {
-        metrics::counter!(POLLS.name, labels::TASK_LIST => self.task_list.to_string(), labels::OUTCOME => "error")
-            .increment(1);
+        m::counter(&m::POLLS, &[self.task_list, "error"]).increment(1);
         tracing::warn!(
             { fields::TASK_LIST } = self.task_list,
             error_type = self.error.error_type(),
@@ -48,13 +44,11 @@ pub struct HistoryFetched<'a> {
 
 impl HistoryFetched<'_> {
     pub fn emit(&self) {
-        metrics::counter!(DECISION_HISTORY_PAGES.name, labels::WORKFLOW_TYPE => self.workflow_type.to_string())
-            .increment(self.pages);
+        m::counter(&m::DECISION_HISTORY_PAGES, &[self.workflow_type]).increment(self.pages);
         if let Some(s2s) = self.schedule_to_start_secs {
-            metrics::histogram!(
-                DECISION_SCHEDULE_TO_START.name,
-                labels::WORKFLOW_TYPE => self.workflow_type.to_string(),
-                labels::TASK_LIST => self.task_list.to_string()
+            m::histogram(
+                &m::DECISION_SCHEDULE_TO_START,
+                &[self.workflow_type, self.task_list],
             )
             .record(s2s.max(0.0));
         }
@@ -77,19 +71,10 @@ pub struct DecisionTaskCompleted<'a> {
 
 impl DecisionTaskCompleted<'_> {
     pub fn emit(&self) {
-        metrics::histogram!(
-            DECISION_EXECUTION.name,
-            labels::WORKFLOW_TYPE => self.workflow_type.to_string(),
-            labels::OUTCOME => "completed"
-        )
-        .record(self.elapsed.as_secs_f64());
+        m::histogram(&m::DECISION_EXECUTION, &[self.workflow_type, "completed"])
+            .record(self.elapsed.as_secs_f64());
         for d in self.decisions {
-            metrics::counter!(
-                DECISIONS.name,
-                labels::WORKFLOW_TYPE => self.workflow_type.to_string(),
-                labels::DECISION_TYPE => d.decision_type()
-            )
-            .increment(1);
+            m::counter(&m::DECISIONS, &[self.workflow_type, d.decision_type()]).increment(1);
         }
         let types: Vec<&str> = self.decisions.iter().map(|d| d.decision_type()).collect();
         tracing::info!(
@@ -116,12 +101,8 @@ pub struct DecisionTaskFailed<'a> {
 
 impl DecisionTaskFailed<'_> {
     pub fn emit(&self) {
-        metrics::histogram!(
-            DECISION_EXECUTION.name,
-            labels::WORKFLOW_TYPE => self.workflow_type.to_string(),
-            labels::OUTCOME => self.outcome
-        )
-        .record(self.elapsed.as_secs_f64());
+        m::histogram(&m::DECISION_EXECUTION, &[self.workflow_type, self.outcome])
+            .record(self.elapsed.as_secs_f64());
         tracing::error!(
             { fields::OUTCOME } = self.outcome,
             error_type = self.error_type,
@@ -144,18 +125,9 @@ pub struct WorkflowClosing<'a> {
 
 impl WorkflowClosing<'_> {
     pub fn emit(&self) {
-        metrics::counter!(
-            WORKFLOW_EXECUTIONS.name,
-            labels::WORKFLOW_TYPE => self.workflow_type.to_string(),
-            labels::OUTCOME => self.outcome
-        )
-        .increment(1);
-        metrics::histogram!(
-            WORKFLOW_END_TO_END.name,
-            labels::WORKFLOW_TYPE => self.workflow_type.to_string(),
-            labels::OUTCOME => self.outcome
-        )
-        .record(self.end_to_end_secs.max(0.0));
+        m::counter(&m::WORKFLOW_EXECUTIONS, &[self.workflow_type, self.outcome]).increment(1);
+        m::histogram(&m::WORKFLOW_END_TO_END, &[self.workflow_type, self.outcome])
+            .record(self.end_to_end_secs.max(0.0));
         if self.outcome == "failed" {
             tracing::warn!(
                 { fields::OUTCOME } = self.outcome,
@@ -187,11 +159,9 @@ pub struct StageClosed<'a> {
 
 impl StageClosed<'_> {
     pub fn emit(&self) {
-        metrics::histogram!(
-            STAGE_DURATION.name,
-            labels::WORKFLOW_TYPE => self.workflow_type.to_string(),
-            labels::ACTIVITY_TYPE => self.activity_type.to_string(),
-            labels::OUTCOME => self.outcome.to_string()
+        m::histogram(
+            &m::STAGE_DURATION,
+            &[self.workflow_type, self.activity_type, self.outcome],
         )
         .record(self.duration_secs.max(0.0));
         tracing::info!(
@@ -220,11 +190,9 @@ pub struct StageRetrying<'a> {
 
 impl StageRetrying<'_> {
     pub fn emit(&self) {
-        metrics::counter!(
-            STAGE_ATTEMPTS.name,
-            labels::WORKFLOW_TYPE => self.workflow_type.to_string(),
-            labels::ACTIVITY_TYPE => self.activity_type.to_string(),
-            labels::ERROR_TYPE => self.error_type.to_string()
+        m::counter(
+            &m::STAGE_ATTEMPTS,
+            &[self.workflow_type, self.activity_type, self.error_type],
         )
         .increment(1);
         tracing::warn!(
@@ -255,17 +223,17 @@ pub struct ActivityLatencyObserved<'a> {
 
 impl ActivityLatencyObserved<'_> {
     pub fn emit(&self) {
-        use crate::telemetry::metrics::{ACTIVITY_END_TO_END, ACTIVITY_SCHEDULE_TO_START};
         if let Some(s2s) = self.schedule_to_start_secs {
-            metrics::histogram!(ACTIVITY_SCHEDULE_TO_START.name,
-                labels::ACTIVITY_TYPE => self.activity_type.to_string(),
-                labels::TASK_LIST => self.task_list.to_string())
+            m::histogram(
+                &m::ACTIVITY_SCHEDULE_TO_START,
+                &[self.activity_type, self.task_list],
+            )
             .record(s2s.max(0.0));
         }
-        metrics::histogram!(ACTIVITY_END_TO_END.name,
-            labels::ACTIVITY_TYPE => self.activity_type.to_string(),
-            labels::TASK_LIST => self.task_list.to_string(),
-            labels::OUTCOME => self.outcome.to_string())
+        m::histogram(
+            &m::ACTIVITY_END_TO_END,
+            &[self.activity_type, self.task_list, self.outcome],
+        )
         .record(self.end_to_end_secs.max(0.0));
         tracing::debug!(
             { fields::ACTIVITY_TYPE } = self.activity_type,

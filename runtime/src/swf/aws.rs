@@ -44,7 +44,7 @@ use super::{
     WorkflowExecution, WorkflowTypeRegistration,
 };
 use crate::envelope::token_hash;
-use crate::telemetry::metrics::{labels, API_CALLS, API_CALL_DURATION, API_ERRORS, API_THROTTLES};
+use crate::telemetry::metrics as m;
 
 /// Credentials used against a local endpoint when nothing else is configured: swf-local and moto
 /// check only that requests are signed, not by whom.
@@ -309,7 +309,7 @@ impl Intercept for ThrottleCounter {
             let operation = cfg
                 .load::<Metadata>()
                 .map_or_else(|| "unknown".to_string(), |m| m.name().to_string());
-            metrics::counter!(API_THROTTLES.name, labels::OPERATION => operation).increment(1);
+            m::counter(&m::API_THROTTLES, &[&operation]).increment(1);
         }
         Ok(())
     }
@@ -353,18 +353,14 @@ where
     let started = Instant::now();
     let result = call.await;
     let elapsed = started.elapsed();
-    metrics::histogram!(API_CALL_DURATION.name, labels::OPERATION => operation)
-        .record(elapsed.as_secs_f64());
+    m::histogram(&m::API_CALL_DURATION, &[operation]).record(elapsed.as_secs_f64());
     match &result {
         Ok(_) => {
-            metrics::counter!(API_CALLS.name, labels::OPERATION => operation, labels::OUTCOME => "ok")
-                .increment(1);
+            m::counter(&m::API_CALLS, &[operation, "ok"]).increment(1);
         }
         Err(err) => {
-            metrics::counter!(API_CALLS.name, labels::OPERATION => operation, labels::OUTCOME => "error")
-                .increment(1);
-            metrics::counter!(API_ERRORS.name, labels::OPERATION => operation, labels::ERROR_TYPE => err.error_type())
-                .increment(1);
+            m::counter(&m::API_CALLS, &[operation, "error"]).increment(1);
+            m::counter(&m::API_ERRORS, &[operation, err.error_type()]).increment(1);
             tracing::debug!(
                 error_type = err.error_type(),
                 duration_ms = elapsed.as_millis() as u64,

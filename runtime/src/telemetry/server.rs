@@ -105,6 +105,7 @@ pub fn prometheus_handle() -> Result<PrometheusHandle, TelemetryError> {
     let handle = recorder.handle();
     metrics::set_global_recorder(Switchable(recorder))
         .map_err(|e| TelemetryError::Metrics(e.to_string()))?;
+    m::global_recorder_installed();
     m::describe_all();
     let _ = HANDLE.set(handle.clone());
     Ok(handle)

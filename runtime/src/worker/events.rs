@@ -10,10 +10,7 @@ use std::time::Duration;
 use super::context::TaskInfo;
 use crate::swf::SwfError;
 use crate::telemetry::fields;
-use crate::telemetry::metrics::{
-    labels, ACTIVITY_EXECUTION, ACTIVITY_HEARTBEATS, ACTIVITY_HEARTBEAT_FAILURES, ACTIVITY_TASKS,
-    ACTIVITY_UNKNOWN_RESOURCE, POLLS, WORKER_DRAINING, WORKER_SLOTS_FREE, WORKER_SLOTS_IN_USE,
-};
+use crate::telemetry::metrics as m;
 
 /// How a task ended, as the `outcome` label and field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +51,7 @@ pub struct PollFailed<'a> {
 
 impl PollFailed<'_> {
     pub fn emit(&self) {
-        metrics::counter!(POLLS.name, labels::TASK_LIST => self.task_list.to_string(), labels::OUTCOME => "error")
-            .increment(1);
+        m::counter(&m::POLLS, &[self.task_list, "error"]).increment(1);
         tracing::warn!(
             { fields::TASK_LIST } = self.task_list,
             error_type = self.error.error_type(),
@@ -75,8 +71,7 @@ pub struct PollFatal<'a> {
 
 impl PollFatal<'_> {
     pub fn emit(&self) {
-        metrics::counter!(POLLS.name, labels::TASK_LIST => self.task_list.to_string(), labels::OUTCOME => "error")
-            .increment(1);
+        m::counter(&m::POLLS, &[self.task_list, "error"]).increment(1);
         tracing::error!(
             { fields::TASK_LIST } = self.task_list,
             error_type = self.error.error_type(),
@@ -95,9 +90,8 @@ pub struct SlotsChanged<'a> {
 
 impl SlotsChanged<'_> {
     pub fn emit(&self) {
-        metrics::gauge!(WORKER_SLOTS_IN_USE.name, labels::TASK_LIST => self.task_list.to_string())
-            .set(self.in_use as f64);
-        metrics::gauge!(WORKER_SLOTS_FREE.name, labels::TASK_LIST => self.task_list.to_string())
+        m::gauge(&m::WORKER_SLOTS_IN_USE, &[self.task_list]).set(self.in_use as f64);
+        m::gauge(&m::WORKER_SLOTS_FREE, &[self.task_list])
             .set(self.total.saturating_sub(self.in_use) as f64);
     }
 }
@@ -111,8 +105,7 @@ pub struct WorkerStarted<'a> {
 
 impl WorkerStarted<'_> {
     pub fn emit(&self) {
-        metrics::gauge!(WORKER_DRAINING.name, labels::TASK_LIST => self.task_list.to_string())
-            .set(0.0);
+        m::gauge(&m::WORKER_DRAINING, &[self.task_list]).set(0.0);
         tracing::info!(
             { fields::TASK_LIST } = self.task_list,
             slots = self.slots,
@@ -131,8 +124,7 @@ pub struct DrainStarted<'a> {
 
 impl DrainStarted<'_> {
     pub fn emit(&self) {
-        metrics::gauge!(WORKER_DRAINING.name, labels::TASK_LIST => self.task_list.to_string())
-            .set(1.0);
+        m::gauge(&m::WORKER_DRAINING, &[self.task_list]).set(1.0);
         tracing::info!(
             { fields::TASK_LIST } = self.task_list,
             in_flight = self.in_flight,
@@ -183,8 +175,7 @@ pub struct Drained<'a> {
 
 impl Drained<'_> {
     pub fn emit(&self) {
-        metrics::gauge!(WORKER_DRAINING.name, labels::TASK_LIST => self.task_list.to_string())
-            .set(0.0);
+        m::gauge(&m::WORKER_DRAINING, &[self.task_list]).set(0.0);
         tracing::info!(
             { fields::TASK_LIST } = self.task_list,
             { fields::DURATION_MS } = self.duration.as_millis() as u64,
@@ -231,10 +222,9 @@ pub struct HeartbeatSent<'a> {
 
 impl HeartbeatSent<'_> {
     pub fn emit(&self) {
-        metrics::counter!(
-            ACTIVITY_HEARTBEATS.name,
-            labels::ACTIVITY_TYPE => self.info.activity_type.clone(),
-            labels::TASK_LIST => self.info.task_list.clone()
+        m::counter(
+            &m::ACTIVITY_HEARTBEATS,
+            &[&self.info.activity_type, &self.info.task_list],
         )
         .increment(1);
         tracing::debug!("Heartbeat sent.");
@@ -250,11 +240,13 @@ pub struct HeartbeatFailed<'a> {
 
 impl HeartbeatFailed<'_> {
     pub fn emit(&self) {
-        metrics::counter!(
-            ACTIVITY_HEARTBEAT_FAILURES.name,
-            labels::ACTIVITY_TYPE => self.info.activity_type.clone(),
-            labels::TASK_LIST => self.info.task_list.clone(),
-            labels::ERROR_TYPE => self.error.error_type()
+        m::counter(
+            &m::ACTIVITY_HEARTBEAT_FAILURES,
+            &[
+                &self.info.activity_type,
+                &self.info.task_list,
+                self.error.error_type(),
+            ],
         )
         .increment(1);
         if !matches!(self.error, SwfError::UnknownResource(_)) {
@@ -292,10 +284,9 @@ pub struct TaskLost<'a> {
 
 impl TaskLost<'_> {
     pub fn emit(&self) {
-        metrics::counter!(
-            ACTIVITY_UNKNOWN_RESOURCE.name,
-            labels::ACTIVITY_TYPE => self.info.activity_type.clone(),
-            labels::TASK_LIST => self.info.task_list.clone()
+        m::counter(
+            &m::ACTIVITY_UNKNOWN_RESOURCE,
+            &[&self.info.activity_type, &self.info.task_list],
         )
         .increment(1);
         tracing::warn!(
@@ -339,18 +330,14 @@ pub struct TaskFinished<'a> {
 impl TaskFinished<'_> {
     pub fn emit(&self) {
         let outcome = self.outcome.as_str();
-        metrics::histogram!(
-            ACTIVITY_EXECUTION.name,
-            labels::ACTIVITY_TYPE => self.info.activity_type.clone(),
-            labels::TASK_LIST => self.info.task_list.clone(),
-            labels::OUTCOME => outcome
+        m::histogram(
+            &m::ACTIVITY_EXECUTION,
+            &[&self.info.activity_type, &self.info.task_list, outcome],
         )
         .record(self.duration.as_secs_f64());
-        metrics::counter!(
-            ACTIVITY_TASKS.name,
-            labels::ACTIVITY_TYPE => self.info.activity_type.clone(),
-            labels::TASK_LIST => self.info.task_list.clone(),
-            labels::OUTCOME => outcome
+        m::counter(
+            &m::ACTIVITY_TASKS,
+            &[&self.info.activity_type, &self.info.task_list, outcome],
         )
         .increment(1);
         let duration_ms = self.duration.as_millis() as u64;

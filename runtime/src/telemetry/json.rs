@@ -9,13 +9,14 @@
 //! and `swf-runtime logs` search on.
 //!
 //! Lifecycle: span fields are captured when a span is created and updated on `record`, stored in
-//! the span's extensions and freed with it. Each event is rendered once into a `String` and handed
-//! to every [`LineSink`] (stdout/file writer, Logstash shipper); sinks never block for long.
+//! the span's extensions and freed with it. Each event is rendered once, in buffers the thread
+//! reuses, into one shared `Arc<str>` handed to every [`LineSink`] (stdout/file writer, Logstash
+//! shipper); sinks never block for long.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
 use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -48,18 +49,19 @@ struct SpanFields {
     /// is taken already: a task's ids are escaped and formatted once per span instead of once per
     /// line, and not at all for a span that logs nothing.
     rendered: OnceLock<String>,
-    /// Hex `span.id` used when no OpenTelemetry span backs this span.
-    local_span_id: String,
-    /// Hex trace id derived from this span's own `run_id`, computed once (it is a SHA-256).
-    run_trace_id: Option<String>,
+    /// `span.id` used when no OpenTelemetry span backs this span.
+    local_span_id: SpanId,
+    /// Trace id derived from this span's own `run_id`, computed once (it is a SHA-256).
+    run_trace_id: Option<TraceId>,
     /// Trace and span id of the OpenTelemetry span behind this span, looked up at its first line.
     /// They cannot change after that: the parent (and with it the trace id) is set right after a
     /// task span is created, before anything logs in it, and the first line starts the span.
-    otel_ids: OnceLock<Option<(String, String)>>,
+    /// Ids are kept as numbers (`Copy`) and written as hex into each line.
+    otel_ids: OnceLock<Option<(TraceId, SpanId)>>,
 }
 
 impl SpanFields {
-    fn new(capacity: usize, local_span_id: String) -> Self {
+    fn new(capacity: usize, local_span_id: SpanId) -> Self {
         SpanFields {
             fields: Vec::with_capacity(capacity),
             rendered: OnceLock::new(),
@@ -102,17 +104,17 @@ impl SpanFields {
     }
 }
 
-fn run_trace_id(run_id: &Value) -> Option<String> {
+fn run_trace_id(run_id: &Value) -> Option<TraceId> {
     match run_id {
-        Value::String(s) => trace_id_hex(s),
+        Value::String(s) => trace_id_of_run(s),
         Value::Null => None,
-        other => trace_id_hex(&other.to_string()),
+        other => trace_id_of_run(&other.to_string()),
     }
 }
 
-/// The hex trace id of the execution with this run id (none for an empty one).
-fn trace_id_hex(run_id: &str) -> Option<String> {
-    (!run_id.is_empty()).then(|| hex::encode(trace_id_for_run(run_id)))
+/// The trace id of the execution with this run id (none for an empty one).
+fn trace_id_of_run(run_id: &str) -> Option<TraceId> {
+    (!run_id.is_empty()).then(|| TraceId::from_bytes(trace_id_for_run(run_id)))
 }
 
 struct FieldCollector<'a> {
@@ -247,13 +249,12 @@ impl JsonLogLayer {
     }
 
     /// Trace and span id of the event's span from the OpenTelemetry layer, when one runs.
-    fn otel_ids(&self, span: &Id) -> Option<(String, String)> {
+    fn otel_ids(&self, span: &Id) -> Option<(TraceId, SpanId)> {
         let dispatch = self.dispatch.get()?.upgrade()?;
         let cx = tracing_opentelemetry::get_otel_context(span, &dispatch)?;
         let otel_span = cx.span();
         let sc = otel_span.span_context();
-        sc.is_valid()
-            .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+        sc.is_valid().then(|| (sc.trace_id(), sc.span_id()))
     }
 }
 
@@ -269,7 +270,7 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut fields = SpanFields::new(
             attrs.fields().len(),
-            format!("{:016x}", rand::random::<u64>().max(1)),
+            SpanId::from(rand::random::<u64>().max(1)),
         );
         attrs.record(&mut FieldCollector { out: &mut fields });
         fields.refresh_trace_id();
@@ -297,41 +298,81 @@ where
         if self.sinks.is_empty() {
             return;
         }
+        let line = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => self.render(event, &ctx, &mut scratch),
+            // `tracing` does not dispatch an event raised while one is dispatched on this thread,
+            // so the buffers are never taken here; fresh ones rather than a panic if they were.
+            Err(_) => self.render(event, &ctx, &mut Scratch::default()),
+        });
+        for sink in &self.sinks {
+            sink.write_shared(&line);
+        }
+    }
+}
+
+/// Buffers one line is built in, kept per thread and reused: the line's only allocation is then
+/// the shared copy the sinks receive.
+#[derive(Default)]
+struct Scratch {
+    line: String,
+    body: String,
+    message: String,
+    seen: Vec<&'static str>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// A buffer grown past this by one huge line is given back instead of kept.
+const SCRATCH_KEEP_BYTES: usize = 64 * 1024;
+
+impl JsonLogLayer {
+    fn render<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, scratch: &mut Scratch) -> Arc<str>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Scratch {
+            line,
+            body,
+            message,
+            seen,
+        } = scratch;
+        line.clear();
+        body.clear();
+        message.clear();
+        seen.clear();
         // The event's own fields go straight into `body`; they win over span fields of the same
         // name, inner spans over outer ones (`seen`).
-        let mut seen: Vec<&'static str> = Vec::with_capacity(16);
         seen.push(f::MESSAGE);
-        let mut body = String::with_capacity(384);
-        let mut message = String::new();
         let mut event_run_id: Option<String> = None;
         event.record(&mut EventWriter {
-            body: &mut body,
-            seen: &mut seen,
-            message: &mut message,
+            body,
+            seen,
+            message,
             run_id: &mut event_run_id,
         });
 
         let meta = event.metadata();
-        let mut line = String::with_capacity(512);
         line.push('{');
-        push_key(&mut line, f::TIMESTAMP);
-        push_timestamp(&mut line);
+        push_key(line, f::TIMESTAMP);
+        push_timestamp(line);
         line.push(',');
-        push_key(&mut line, f::LOG_LEVEL);
-        push_str(&mut line, &meta.level().as_str().to_ascii_lowercase());
+        push_key(line, f::LOG_LEVEL);
+        push_str(line, level_name(meta.level()));
         line.push(',');
-        push_key(&mut line, f::MESSAGE);
-        push_str(&mut line, &message);
+        push_key(line, f::MESSAGE);
+        push_str(line, message);
         line.push(',');
         line.push_str(&self.constant);
         line.push(',');
-        push_key(&mut line, "log.logger");
-        push_str(&mut line, meta.target());
+        push_key(line, "log.logger");
+        push_str(line, meta.target());
 
         // The nearest span with a run id names the execution (an event's own `run_id` first).
-        let mut run_trace: Option<String> = event_run_id.as_deref().and_then(trace_id_hex);
-        let mut local_span_id: Option<String> = None;
-        let mut otel: Option<(String, String)> = None;
+        let mut run_trace: Option<TraceId> = event_run_id.as_deref().and_then(trace_id_of_run);
+        let mut local_span_id: Option<SpanId> = None;
+        let mut otel: Option<(TraceId, SpanId)> = None;
         let mut leaf = true;
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
@@ -341,18 +382,14 @@ where
                     continue;
                 };
                 if leaf {
-                    otel.clone_from(fields.otel_ids.get_or_init(|| self.otel_ids(&span.id())));
+                    otel = *fields.otel_ids.get_or_init(|| self.otel_ids(&span.id()));
                     leaf = false;
                 }
-                if local_span_id.is_none() {
-                    local_span_id = Some(fields.local_span_id.clone());
-                }
-                if run_trace.is_none() {
-                    run_trace.clone_from(&fields.run_trace_id);
-                }
-                if fields.has_key_in(&seen) {
+                local_span_id = local_span_id.or(Some(fields.local_span_id));
+                run_trace = run_trace.or(fields.run_trace_id);
+                if fields.has_key_in(seen) {
                     for (key, value) in &fields.fields {
-                        push_field(&mut body, &mut seen, key, value);
+                        push_field(body, seen, key, value);
                     }
                 } else {
                     body.push_str(fields.rendered());
@@ -367,20 +404,46 @@ where
         };
         if let Some(trace_id) = trace_id {
             line.push(',');
-            push_key(&mut line, f::TRACE_ID);
-            push_str(&mut line, &trace_id);
+            push_key(line, f::TRACE_ID);
+            push_hex(line, &trace_id.to_bytes());
         }
         if let Some(span_id) = span_id {
             line.push(',');
-            push_key(&mut line, f::SPAN_ID);
-            push_str(&mut line, &span_id);
+            push_key(line, f::SPAN_ID);
+            push_hex(line, &span_id.to_bytes());
         }
-        line.push_str(&body);
+        line.push_str(body);
         line.push('}');
-        let line: Arc<str> = Arc::from(line);
-        for sink in &self.sinks {
-            sink.write_shared(&line);
+        let shared = Arc::from(line.as_str());
+        for buf in [line, body, message] {
+            if buf.capacity() > SCRATCH_KEEP_BYTES {
+                *buf = String::new();
+            }
         }
+        shared
+    }
+}
+
+/// `log.level`'s value: the level in lower case, without building a string per line.
+fn level_name(level: &tracing::Level) -> &'static str {
+    match *level {
+        tracing::Level::ERROR => "error",
+        tracing::Level::WARN => "warn",
+        tracing::Level::INFO => "info",
+        tracing::Level::DEBUG => "debug",
+        tracing::Level::TRACE => "trace",
+    }
+}
+
+/// Appends an id (16 or 8 bytes) as a JSON string of lower-case hex.
+fn push_hex(out: &mut String, id: &[u8]) {
+    let mut buf = [0u8; 32];
+    let hex = &mut buf[..id.len() * 2];
+    if hex::encode_to_slice(id, hex).is_ok() {
+        out.push('"');
+        // `encode_to_slice` writes only ASCII hex digits.
+        out.push_str(std::str::from_utf8(hex).unwrap_or_default());
+        out.push('"');
     }
 }
 
@@ -614,5 +677,47 @@ mod tests {
             "{ts}"
         );
         assert_eq!(ts.len(), 24, "{ts}");
+    }
+
+    /// A field whose formatting logs while the line is being built (with the thread's buffers
+    /// taken): `tracing` does not dispatch that nested line (its re-entrancy guard), and the outer
+    /// line and the next one must come out whole.
+    struct LogsWhenFormatted;
+    impl std::fmt::Debug for LogsWhenFormatted {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            tracing::info!(inner_field = 1u64, "Inner line.");
+            f.write_str("formatted")
+        }
+    }
+
+    #[test]
+    fn a_field_that_logs_while_formatted_leaves_the_line_whole() {
+        let sink = Arc::new(Memory::default());
+        let subscriber = tracing_subscriber::registry().with(JsonLogLayer::new(
+            "svc",
+            "host-1",
+            vec![sink.clone() as Arc<dyn LineSink>],
+        ));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("task", media_uuid = "m-9");
+            let _e = span.enter();
+            tracing::info!(outer_field = ?LogsWhenFormatted, "Outer line.");
+            tracing::info!("Next line.");
+        });
+        let lines: Vec<Value> = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0]["message"], "Outer line.");
+        assert_eq!(lines[0]["outer_field"], "formatted");
+        assert_eq!(lines[0]["media_uuid"], "m-9");
+        assert!(lines[0].get("inner_field").is_none(), "{}", lines[0]);
+        assert_eq!(lines[1]["message"], "Next line.");
+        assert_eq!(lines[1]["media_uuid"], "m-9");
+        assert!(lines[1].get("outer_field").is_none(), "{}", lines[1]);
     }
 }

@@ -72,28 +72,34 @@ impl Envelope {
     }
 }
 
-/// The trace id of a workflow execution: derived from its run id, so every process on every host
-/// that touches the execution puts its spans in the same trace without passing anything around.
-pub fn trace_id_for_run(run_id: &str) -> [u8; 16] {
+/// The trace id of a workflow execution and the span id of its root span, both derived from its
+/// run id (one SHA-256: the trace id is its first 16 bytes, the root span id the next 8), so every
+/// process on every host that touches the execution puts its spans in the same trace, under the
+/// same root, without passing anything around.
+pub fn execution_ids(run_id: &str) -> ([u8; 16], [u8; 8]) {
     let digest = Sha256::digest(run_id.as_bytes());
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&digest[..16]);
-    if id == [0u8; 16] {
-        id[15] = 1; // an all-zero trace id is invalid in OTLP
+    let mut trace = [0u8; 16];
+    trace.copy_from_slice(&digest[..16]);
+    if trace == [0u8; 16] {
+        trace[15] = 1; // an all-zero id is invalid in OTLP
     }
-    id
+    let mut root = [0u8; 8];
+    root.copy_from_slice(&digest[16..24]);
+    if root == [0u8; 8] {
+        root[7] = 1;
+    }
+    (trace, root)
+}
+
+/// The trace id of a workflow execution (see [`execution_ids`]).
+pub fn trace_id_for_run(run_id: &str) -> [u8; 16] {
+    execution_ids(run_id).0
 }
 
 /// The span id of the execution's root span (exported by the decider that closes the execution);
-/// every decision and activity span of the execution is its child.
+/// every decision and activity span of the execution is its child (see [`execution_ids`]).
 pub fn root_span_id_for_run(run_id: &str) -> [u8; 8] {
-    let digest = Sha256::digest(run_id.as_bytes());
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&digest[16..24]);
-    if id == [0u8; 8] {
-        id[7] = 1;
-    }
-    id
+    execution_ids(run_id).1
 }
 
 /// A short, stable hash of a task token for logs: tokens themselves are credentials for the task
@@ -139,5 +145,18 @@ mod tests {
         assert_eq!(trace_id_for_run("r1"), trace_id_for_run("r1"));
         assert_ne!(trace_id_for_run("r1"), trace_id_for_run("r2"));
         assert_eq!(token_hash("abc").len(), 12);
+    }
+
+    /// Hosts running different versions must derive the same ids for an execution, or its trace
+    /// falls apart: the derivation is pinned to known values (SHA-256 of the run id, bytes 0-15
+    /// and 16-23).
+    #[test]
+    fn execution_ids_are_pinned_to_the_run_id_digest() {
+        let run_id = "22zFv0a2Ik3dmGeXcAFYfLzP3aHNYLMMGvL9ItCPvXeQY=";
+        let (trace, root) = execution_ids(run_id);
+        assert_eq!(hex::encode(trace), "653308da7a8893cfaa0449a88febcbd4");
+        assert_eq!(hex::encode(root), "65041de0065eabbf");
+        assert_eq!(trace_id_for_run(run_id), trace);
+        assert_eq!(root_span_id_for_run(run_id), root);
     }
 }

@@ -38,13 +38,14 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::events::{SpanExportFailed, SpansExported, SpansLostInQueue, TelemetryEvent};
 use super::fields as f;
 use super::{OtlpProtocol, TelemetryConfig, TelemetryError};
-use crate::envelope::{root_span_id_for_run, trace_id_for_run};
+use crate::envelope::execution_ids;
 
 /// The remote parent of every span of an execution: its root span, identified from the run id.
 pub fn execution_span_context(run_id: &str) -> SpanContext {
+    let (trace, root) = execution_ids(run_id);
     SpanContext::new(
-        TraceId::from_bytes(trace_id_for_run(run_id)),
-        SpanId::from_bytes(root_span_id_for_run(run_id)),
+        TraceId::from_bytes(trace),
+        SpanId::from_bytes(root),
         TraceFlags::SAMPLED,
         true,
         TraceState::default(),
@@ -61,7 +62,8 @@ pub fn execution_context(run_id: &str) -> Context {
 /// no OpenTelemetry layer is installed or the span already started; the span then stays where
 /// it is, which only costs the trace link.
 pub fn set_execution_parent(span: &tracing::Span, run_id: &str) -> bool {
-    if run_id.is_empty() {
+    // A disabled span (telemetry off, or below the level) has no parent to set.
+    if run_id.is_empty() || span.is_disabled() {
         return false;
     }
     span.set_parent(execution_context(run_id)).is_ok()
@@ -388,8 +390,9 @@ pub fn export_execution_root_span_with(
         .with_kind(SpanKind::Internal)
         .with_start_time(start)
         .with_attributes(attrs);
-    FORCED_TRACE_ID.with(|c| c.set(Some(TraceId::from_bytes(trace_id_for_run(run_id)))));
-    FORCED_SPAN_ID.with(|c| c.set(Some(SpanId::from_bytes(root_span_id_for_run(run_id)))));
+    let (trace, root) = execution_ids(run_id);
+    FORCED_TRACE_ID.with(|c| c.set(Some(TraceId::from_bytes(trace))));
+    FORCED_SPAN_ID.with(|c| c.set(Some(SpanId::from_bytes(root))));
     // No parent: this is the root. An empty context (not the current one) guarantees that.
     let mut span = tracer.build_with_context(builder, &Context::new());
     // If the span was not sampled the generator was not asked; never leak ids to the next span.

@@ -499,17 +499,20 @@ fn push_key(out: &mut String, key: &str) {
 /// ([`needs_escape`]); `memchr` finds at most three given bytes, not a range, and `serde_json`
 /// escapes through a per-byte table into a byte buffer.
 fn push_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
     let mut plain = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if let Some(word) = bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-            if !needs_escape(word) {
-                i += 8;
-                continue;
-            }
+        // The last few bytes are padded with spaces (plain) to make a word too.
+        let rest = &bytes[i..];
+        let step = rest.len().min(8);
+        let mut word = [b' '; 8];
+        word[..step].copy_from_slice(&rest[..step]);
+        if !needs_escape(u64::from_le_bytes(word)) {
+            i += step;
+            continue;
         }
         let b = bytes[i];
         let escaped = match b {

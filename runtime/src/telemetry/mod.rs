@@ -30,13 +30,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tracing::span;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::Layer as _;
 
 pub use json::{JsonLogLayer, LineSink};
 pub use otlp::{
@@ -274,9 +275,6 @@ fn host_name() -> String {
 /// Whether telemetry is on right now (see [`set_enabled`]).
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
-/// Turns the installed level filter off and on again; set by [`init`].
-static FILTER_SWITCH: OnceLock<Box<dyn Fn(bool) + Send + Sync>> = OnceLock::new();
-
 /// Whether telemetry is on: false only between `set_enabled(false)` and `set_enabled(true)`.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
@@ -288,9 +286,8 @@ pub fn enabled() -> bool {
 /// --telemetry compare` uses it to run the same workload with and without telemetry in one run.
 pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
-    if let Some(switch) = FILTER_SWITCH.get() {
-        switch(on);
-    }
+    // Every callsite asks the level filter ([`LevelGate`]) again, and the level hint follows.
+    tracing::callsite::rebuild_interest_cache();
 }
 
 /// Installs the global subscriber described by `cfg` and starts the background writers.
@@ -335,21 +332,10 @@ pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     } else {
         None
     };
-    let directive = filter.to_string();
     let json = JsonLogLayer::new(&cfg.service_name, &host_name(), sinks);
-    let (subscriber, handle) =
-        subscriber_with_reload(filter, tracer.as_ref().map(|t| t.tracer()), json);
+    let subscriber = subscriber(filter, tracer.as_ref().map(|t| t.tracer()), json);
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|e| TelemetryError::AlreadyInstalled(e.to_string()))?;
-    let _ = FILTER_SWITCH.set(Box::new(move |on| {
-        let filter = if on {
-            EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"))
-        } else {
-            EnvFilter::new("off")
-        };
-        // Reloading rebuilds every callsite's cached interest and the level hint.
-        let _ = handle.reload(filter);
-    }));
     if let Some(t) = &tracer {
         otlp::set_global_tracer(t);
     }
@@ -393,6 +379,99 @@ impl<S> tracing_subscriber::layer::Filter<S> for SpansAndWarnings {
     }
 }
 
+/// The level filter, closed while telemetry is off ([`set_enabled`]): every callsite is then
+/// "never" and the level hint `OFF`, so a disabled macro costs what it costs with no subscriber.
+///
+/// Why not `EnvFilter` (in a `reload` layer, for the switch) on the hot path: `EnvFilter` takes a
+/// read lock on its span table on every span enter, exit, creation and close (for directives that
+/// match spans by name or field), and `reload` another one on every callback; with every poll of
+/// an instrumented future entering and leaving its span, two cores kept passing those locks'
+/// cache lines back and forth. A directive of targets and levels only (`info`,
+/// `swf_runtime=debug,warn`), which is every directive this product documents, becomes a
+/// [`Targets`](tracing_subscriber::filter::Targets) filter: the same matching (the most specific
+/// target wins), decided once per callsite, no per-span state. A directive with span or field
+/// filters (`[...]`) keeps `EnvFilter`.
+struct LevelGate(Gate);
+
+// One per subscriber: the size of either variant does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Gate {
+    Targets(tracing_subscriber::filter::Targets),
+    Env(EnvFilter),
+}
+
+impl LevelGate {
+    fn new(filter: EnvFilter) -> Self {
+        let directive = filter.to_string();
+        if !directive.contains('[') {
+            if let Ok(targets) = directive.parse() {
+                return LevelGate(Gate::Targets(targets));
+            }
+        }
+        LevelGate(Gate::Env(filter))
+    }
+}
+
+/// Calls the same `Layer` method on whichever filter the gate holds.
+macro_rules! gate {
+    ($self:ident, $f:ident => $call:expr) => {
+        match &$self.0 {
+            Gate::Targets($f) => $call,
+            Gate::Env($f) => $call,
+        }
+    };
+}
+
+impl<S> Layer<S> for LevelGate
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if !enabled() {
+            return tracing::subscriber::Interest::never();
+        }
+        gate!(self, f => Layer::<S>::register_callsite(f, metadata))
+    }
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        enabled() && gate!(self, f => Layer::<S>::enabled(f, metadata, ctx))
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        if !enabled() {
+            return Some(tracing::level_filters::LevelFilter::OFF);
+        }
+        gate!(self, f => Layer::<S>::max_level_hint(f))
+    }
+    // Only `EnvFilter` keeps per-span state; `Targets` ignores these.
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if let Gate::Env(f) = &self.0 {
+            Layer::<S>::on_new_span(f, attrs, id, ctx)
+        }
+    }
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        if let Gate::Env(f) = &self.0 {
+            Layer::<S>::on_record(f, id, values, ctx)
+        }
+    }
+    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if let Gate::Env(f) = &self.0 {
+            Layer::<S>::on_enter(f, id, ctx)
+        }
+    }
+    fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if let Gate::Env(f) = &self.0 {
+            Layer::<S>::on_exit(f, id, ctx)
+        }
+    }
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        if let Gate::Env(f) = &self.0 {
+            Layer::<S>::on_close(f, id, ctx)
+        }
+    }
+}
+
 /// The subscriber `init` installs: the OpenTelemetry layer (when traces are exported), the JSON log
 /// layer, and the level filter. Public so that tests can run several "processes" in one, each with
 /// the production stack as its own dispatcher.
@@ -408,20 +487,7 @@ pub fn subscriber(
     tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
     json: JsonLogLayer,
 ) -> impl tracing::Subscriber + Send + Sync {
-    subscriber_with_reload(filter, tracer, json).0
-}
-
-/// [`subscriber`], with the handle that replaces its level filter (for [`set_enabled`]). The
-/// reload layer costs an uncontended read lock per callback.
-fn subscriber_with_reload(
-    filter: EnvFilter,
-    tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
-    json: JsonLogLayer,
-) -> (
-    impl tracing::Subscriber + Send + Sync,
-    tracing_subscriber::reload::Handle<EnvFilter, impl tracing::Subscriber + Send + Sync>,
-) {
-    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let filter = LevelGate::new(filter);
     // No busy/idle tracking and no context activation on every poll of an instrumented future:
     // nothing reads them (log lines take their ids from the span itself).
     let otel_layer = tracer.map(|tracer| {
@@ -433,11 +499,10 @@ fn subscriber_with_reload(
             .with_context_activation(false)
             .with_filter(SpansAndWarnings)
     });
-    let subscriber = tracing_subscriber::registry()
+    tracing_subscriber::registry()
         .with(otel_layer)
         .with(json)
-        .with(filter);
-    (subscriber, handle)
+        .with(filter)
 }
 
 #[cfg(test)]
@@ -516,6 +581,50 @@ mod tests {
         .unwrap();
         assert!(guard.flush_local(Duration::from_millis(1)));
         assert!(guard.logstash_stats().is_none());
+    }
+
+    /// The lock-free filter a plain directive becomes must enable exactly what `EnvFilter` does.
+    #[test]
+    fn a_plain_directive_filters_as_env_filter_does_without_its_locks() {
+        fn probes() -> Vec<bool> {
+            vec![
+                tracing::enabled!(target: "swf_runtime::worker", tracing::Level::INFO),
+                tracing::enabled!(target: "swf_runtime::worker", tracing::Level::DEBUG),
+                tracing::enabled!(target: "swf_runtime", tracing::Level::TRACE),
+                tracing::enabled!(target: "swf_local::server", tracing::Level::DEBUG),
+                tracing::enabled!(target: "swf_local::server", tracing::Level::WARN),
+                tracing::enabled!(target: "aws_smithy_runtime::client", tracing::Level::DEBUG),
+                tracing::enabled!(target: "aws_smithy_runtime::client", tracing::Level::ERROR),
+                tracing::enabled!(target: "hyper", tracing::Level::INFO),
+            ]
+        }
+        for directive in [
+            "info",
+            "warn",
+            "off",
+            "trace",
+            "swf_runtime=debug,warn",
+            "swf_runtime::worker=debug",
+            "debug,aws_smithy_runtime=warn,hyper=off",
+            "swf_local=trace,swf_runtime=error",
+        ] {
+            let gate = LevelGate::new(EnvFilter::new(directive));
+            assert!(matches!(gate.0, Gate::Targets(_)), "{directive}");
+            let by_gate = tracing::subscriber::with_default(
+                tracing_subscriber::registry().with(gate),
+                probes,
+            );
+            let by_env = tracing::subscriber::with_default(
+                tracing_subscriber::registry().with(EnvFilter::new(directive)),
+                probes,
+            );
+            assert_eq!(by_gate, by_env, "{directive}");
+        }
+        let spans = LevelGate::new(EnvFilter::new("info,swf_runtime[activity_task]=debug"));
+        assert!(
+            matches!(spans.0, Gate::Env(_)),
+            "span directives keep EnvFilter"
+        );
     }
 
     #[test]

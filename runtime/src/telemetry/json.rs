@@ -49,10 +49,13 @@ struct SpanFields {
     /// is taken already: a task's ids are escaped and formatted once per span instead of once per
     /// line, and not at all for a span that logs nothing.
     rendered: OnceLock<String>,
-    /// `span.id` used when no OpenTelemetry span backs this span.
-    local_span_id: SpanId,
-    /// Trace id derived from this span's own `run_id`, computed once (it is a SHA-256).
-    run_trace_id: Option<TraceId>,
+    /// `span.id` used when no OpenTelemetry span backs this span. Drawn at the first line that
+    /// needs it: with OpenTelemetry on, never.
+    local_span_id: OnceLock<SpanId>,
+    /// Trace id derived from this span's own `run_id` (a SHA-256), computed at the first line that
+    /// needs it (none does while an OpenTelemetry span backs the line) and again after `run_id`
+    /// is recorded.
+    run_trace_id: OnceLock<Option<TraceId>>,
     /// Trace and span id of the OpenTelemetry span behind this span, looked up at its first line.
     /// They cannot change after that: the parent (and with it the trace id) is set right after a
     /// task span is created, before anything logs in it, and the first line starts the span.
@@ -61,12 +64,12 @@ struct SpanFields {
 }
 
 impl SpanFields {
-    fn new(capacity: usize, local_span_id: SpanId) -> Self {
+    fn new(capacity: usize) -> Self {
         SpanFields {
             fields: Vec::with_capacity(capacity),
             rendered: OnceLock::new(),
-            local_span_id,
-            run_trace_id: None,
+            local_span_id: OnceLock::new(),
+            run_trace_id: OnceLock::new(),
             otel_ids: OnceLock::new(),
         }
     }
@@ -78,13 +81,19 @@ impl SpanFields {
         }
     }
 
-    /// Recomputes the derived trace id after `run_id` was recorded.
-    fn refresh_trace_id(&mut self) {
-        self.run_trace_id = self
-            .fields
-            .iter()
-            .find(|(k, _)| *k == f::RUN_ID)
-            .and_then(|(_, v)| run_trace_id(v));
+    fn local_span_id(&self) -> SpanId {
+        *self
+            .local_span_id
+            .get_or_init(|| SpanId::from(rand::random::<u64>().max(1)))
+    }
+
+    fn run_trace_id(&self) -> Option<TraceId> {
+        *self.run_trace_id.get_or_init(|| {
+            self.fields
+                .iter()
+                .find(|(k, _)| *k == f::RUN_ID)
+                .and_then(|(_, v)| run_trace_id(v))
+        })
     }
 
     fn rendered(&self) -> &str {
@@ -268,12 +277,8 @@ where
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = SpanFields::new(
-            attrs.fields().len(),
-            SpanId::from(rand::random::<u64>().max(1)),
-        );
+        let mut fields = SpanFields::new(attrs.fields().len());
         attrs.record(&mut FieldCollector { out: &mut fields });
-        fields.refresh_trace_id();
         span.extensions_mut().insert(fields);
     }
 
@@ -288,7 +293,7 @@ where
         if let Some(fields) = ext.get_mut::<SpanFields>() {
             values.record(&mut FieldCollector { out: fields });
             if run_id_recorded {
-                fields.refresh_trace_id();
+                fields.run_trace_id = OnceLock::new();
             }
             fields.rendered = OnceLock::new();
         }
@@ -385,8 +390,11 @@ impl JsonLogLayer {
                     otel = *fields.otel_ids.get_or_init(|| self.otel_ids(&span.id()));
                     leaf = false;
                 }
-                local_span_id = local_span_id.or(Some(fields.local_span_id));
-                run_trace = run_trace.or(fields.run_trace_id);
+                // Only a line no OpenTelemetry span backs needs the ids derived here.
+                if otel.is_none() {
+                    local_span_id = local_span_id.or_else(|| Some(fields.local_span_id()));
+                    run_trace = run_trace.or_else(|| fields.run_trace_id());
+                }
                 if fields.has_key_in(seen) {
                     for (key, value) in &fields.fields {
                         push_field(body, seen, key, value);

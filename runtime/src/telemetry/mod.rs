@@ -5,7 +5,8 @@
 //!
 //! Lifecycle: `main` calls [`init`] once, inside the Tokio runtime (the gRPC exporter needs it),
 //! before anything logs; it installs one global `tracing` subscriber made of
-//! - an env filter (`RUST_LOG` wins over `log_level`),
+//! - a level filter (`RUST_LOG` wins over `log_level`; see `LevelGate`), closed while telemetry is
+//!   switched off ([`set_enabled`]),
 //! - the OpenTelemetry layer when OTLP is configured ([`otlp`]),
 //! - the JSON log layer ([`json`]) writing to stdout, a rotating file ([`file`]) and Logstash
 //!   ([`logstash`]).
@@ -281,8 +282,9 @@ pub fn enabled() -> bool {
 }
 
 /// Turns every log line, span and metric off (or back on) in a running process: the level filter
-/// becomes `off` (every callsite is disabled again, as with no subscriber at all), the metrics
-/// recorder hands out no-op handles, and no execution root span is exported. `swf-runtime bench
+/// closes (every callsite is disabled again, as with no subscriber at all), the runtime's kept
+/// metric handles and the metrics recorder give no-op handles, and no execution root span is
+/// exported. `swf-runtime bench
 /// --telemetry compare` uses it to run the same workload with and without telemetry in one run.
 pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);

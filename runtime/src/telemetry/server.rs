@@ -112,7 +112,9 @@ pub fn prometheus_handle() -> Result<PrometheusHandle, TelemetryError> {
 }
 
 /// The Prometheus recorder, handing out no-op handles while telemetry is off
-/// ([`super::set_enabled`]); descriptions always go through.
+/// ([`super::set_enabled`]); descriptions always go through. The runtime's own updates check the
+/// switch before their kept handles ([`m::counter`] and friends); this covers every other caller
+/// of the `metrics` macros.
 struct Switchable<R>(R);
 
 impl<R: metrics::Recorder> metrics::Recorder for Switchable<R> {

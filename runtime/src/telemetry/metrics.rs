@@ -289,7 +289,7 @@ pub const BUCKETS_SECONDS: &[f64] = &[
 /// Why not the `counter!` macro at each site: it builds a `Key` (a `String` per label value),
 /// hashes it and looks it up in the recorder's registry on every update, which was 1.3% of the
 /// bench's CPU with telemetry on. Here the handle is looked up once per thread and label set and
-/// kept (see [`cached`]).
+/// kept for the life of the thread.
 pub fn counter(def: &MetricDef, labels: &[&str]) -> ::metrics::Counter {
     debug_assert_eq!(def.kind, Kind::Counter, "{}", def.name);
     cached(

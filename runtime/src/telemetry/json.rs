@@ -236,22 +236,57 @@ const RESERVED: &[&str] = &[
 
 /// The layer; see the module documentation.
 pub struct JsonLogLayer {
-    /// `"service.name":"...","host.name":"..."` pre-rendered: identical on every line.
-    constant: String,
+    keys: FixedKeys,
     sinks: Vec<Arc<dyn LineSink>>,
     dispatch: OnceLock<tracing::dispatcher::WeakDispatch>,
 }
 
+/// The parts of a line that never change, rendered once: the keys every line has, and the
+/// service and host names. Escaping them again on every line was a quarter of the escaping.
+struct FixedKeys {
+    /// `{"@timestamp":`
+    open: String,
+    /// `,"log.level":`
+    level: String,
+    /// `,"message":`
+    message: String,
+    /// `,"service.name":"...","host.name":"...","log.logger":`
+    logger: String,
+    /// `,"trace.id":`
+    trace_id: String,
+    /// `,"span.id":`
+    span_id: String,
+}
+
+impl FixedKeys {
+    fn new(service_name: &str, host_name: &str) -> Self {
+        let key = |lead: &str, name: &str| {
+            let mut out = String::from(lead);
+            push_key(&mut out, name);
+            out
+        };
+        let mut logger = String::new();
+        for (name, value) in [(f::SERVICE_NAME, service_name), (f::HOST_NAME, host_name)] {
+            logger.push(',');
+            push_key(&mut logger, name);
+            push_str(&mut logger, value);
+        }
+        logger.push_str(&key(",", "log.logger"));
+        FixedKeys {
+            open: key("{", f::TIMESTAMP),
+            level: key(",", f::LOG_LEVEL),
+            message: key(",", f::MESSAGE),
+            logger,
+            trace_id: key(",", f::TRACE_ID),
+            span_id: key(",", f::SPAN_ID),
+        }
+    }
+}
+
 impl JsonLogLayer {
     pub fn new(service_name: &str, host_name: &str, sinks: Vec<Arc<dyn LineSink>>) -> Self {
-        let mut constant = String::new();
-        push_key(&mut constant, f::SERVICE_NAME);
-        push_str(&mut constant, service_name);
-        constant.push(',');
-        push_key(&mut constant, f::HOST_NAME);
-        push_str(&mut constant, host_name);
         JsonLogLayer {
-            constant,
+            keys: FixedKeys::new(service_name, host_name),
             sinks,
             dispatch: OnceLock::new(),
         }
@@ -359,19 +394,17 @@ impl JsonLogLayer {
         });
 
         let meta = event.metadata();
-        line.push('{');
-        push_key(line, f::TIMESTAMP);
+        let keys = &self.keys;
+        line.push_str(&keys.open);
         push_timestamp(line);
-        line.push(',');
-        push_key(line, f::LOG_LEVEL);
-        push_str(line, level_name(meta.level()));
-        line.push(',');
-        push_key(line, f::MESSAGE);
+        line.push_str(&keys.level);
+        // Level names need no escaping.
+        line.push('"');
+        line.push_str(level_name(meta.level()));
+        line.push('"');
+        line.push_str(&keys.message);
         push_str(line, message);
-        line.push(',');
-        line.push_str(&self.constant);
-        line.push(',');
-        push_key(line, "log.logger");
+        line.push_str(&keys.logger);
         push_str(line, meta.target());
 
         // The nearest span with a run id names the execution (an event's own `run_id` first).
@@ -411,13 +444,11 @@ impl JsonLogLayer {
             None => (run_trace, local_span_id),
         };
         if let Some(trace_id) = trace_id {
-            line.push(',');
-            push_key(line, f::TRACE_ID);
+            line.push_str(&keys.trace_id);
             push_hex(line, &trace_id.to_bytes());
         }
         if let Some(span_id) = span_id {
-            line.push(',');
-            push_key(line, f::SPAN_ID);
+            line.push_str(&keys.span_id);
             push_hex(line, &span_id.to_bytes());
         }
         line.push_str(body);
@@ -513,11 +544,21 @@ fn push_str(out: &mut String, s: &str) {
     let mut plain = 0;
     let mut i = 0;
     while i < bytes.len() {
-        // The last few bytes are padded with spaces (plain) to make a word too.
-        let rest = &bytes[i..];
-        let step = rest.len().min(8);
-        let mut word = [b' '; 8];
-        word[..step].copy_from_slice(&rest[..step]);
+        // A whole word is one load; only the last few bytes are copied, padded with spaces
+        // (plain), to make a word too (a copy of a variable length is a call to `memcpy`, and
+        // did that for every word it cost more than the test itself).
+        let (word, step) = match bytes
+            .get(i..i + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        {
+            Some(word) => (word, 8),
+            None => {
+                let rest = &bytes[i..];
+                let mut word = [b' '; 8];
+                word[..rest.len()].copy_from_slice(rest);
+                (word, rest.len())
+            }
+        };
         if !needs_escape(u64::from_le_bytes(word)) {
             i += step;
             continue;

@@ -489,8 +489,6 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
         });
     }
 
-    let started = Instant::now();
-    let cpu_before = cpu_secs();
     let user = uuid::Uuid::new_v4().to_string();
     let run = Batch {
         client: client.clone(),
@@ -503,8 +501,20 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
     };
     let mut executions = Vec::with_capacity(args.workflows);
     let mut slices = Vec::new();
+    let per_slice = args.workflows / args.slices;
     if compare {
-        let per_slice = args.workflows / args.slices;
+        // Unmeasured warm-up, one slice each way: the first slice otherwise also pays for
+        // everything a process does once (connections, the store's caches, per-thread buffers
+        // and metric handles), and it always has telemetry on, so it was consistently the slowest
+        // of its run and weighed on the "on" side only.
+        for on in [true, false] {
+            crate::telemetry::set_enabled(on);
+            run.run(per_slice).await?;
+        }
+    }
+    let started = Instant::now();
+    let cpu_before = cpu_secs();
+    if compare {
         for slice in 0..args.slices {
             let on = slice_is_on(slice);
             crate::telemetry::set_enabled(on);

@@ -256,6 +256,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "on")]
     pub telemetry: String,
     /// Slices of `--telemetry compare` (even; each runs workflows / slices executions to the end).
+    /// One slice each way runs first as an unmeasured warm-up.
     #[arg(long, default_value_t = 8)]
     pub slices: usize,
     /// Activity slots per task list.

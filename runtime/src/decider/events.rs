@@ -76,10 +76,16 @@ impl DecisionTaskCompleted<'_> {
         for d in self.decisions {
             m::counter(&m::DECISIONS, &[self.workflow_type, d.decision_type()]).increment(1);
         }
-        let types: Vec<&str> = self.decisions.iter().map(|d| d.decision_type()).collect();
+        // Field values are evaluated only when the line is enabled.
         tracing::info!(
             decisions = self.decisions.len(),
-            decision_types = types.join(",").as_str(),
+            decision_types = self
+                .decisions
+                .iter()
+                .map(|d| d.decision_type())
+                .collect::<Vec<_>>()
+                .join(",")
+                .as_str(),
             events = self.events,
             { fields::DURATION_MS } = self.elapsed.as_millis() as u64,
             { fields::OUTCOME } = "completed",

@@ -450,7 +450,7 @@ pub fn prime_metrics(opts: &HostOptions, activity_types: &[(String, String)]) {
         "StartWorkflowExecution",
         "GetWorkflowExecutionHistory",
     ] {
-        m::counter(&m::API_THROTTLES, &[op]).increment(0);
+        m::increment(&m::API_THROTTLES, &[op], 0);
     }
     for d in [
         m::LOG_LINES_SHIPPED,
@@ -459,20 +459,20 @@ pub fn prime_metrics(opts: &HostOptions, activity_types: &[(String, String)]) {
         m::SPANS_EXPORTED,
         m::SPANS_DROPPED,
     ] {
-        m::counter(&d, &[]).increment(0);
+        m::increment(&d, &[], 0);
     }
     for tl in &opts.task_lists {
-        m::gauge(&m::WORKER_DRAINING, &[&tl.name]).set(0.0);
+        m::set_gauge(&m::WORKER_DRAINING, &[&tl.name], 0.0);
         for (activity_type, list) in activity_types {
             if list != &tl.name {
                 continue;
             }
             let at = activity_type.clone();
             let tln = tl.name.clone();
-            m::counter(&m::ACTIVITY_UNKNOWN_RESOURCE, &[&at, &tln]).increment(0);
-            m::counter(&m::ACTIVITY_HEARTBEATS, &[&at, &tln]).increment(0);
+            m::increment(&m::ACTIVITY_UNKNOWN_RESOURCE, &[&at, &tln], 0);
+            m::increment(&m::ACTIVITY_HEARTBEATS, &[&at, &tln], 0);
             for outcome in ["completed", "failed", "canceled"] {
-                m::counter(&m::ACTIVITY_TASKS, &[&at, &tln, outcome]).increment(0);
+                m::increment(&m::ACTIVITY_TASKS, &[&at, &tln, outcome], 0);
             }
         }
     }
@@ -498,12 +498,12 @@ pub fn spawn_backlog_sampler(
             }
             for tl in &activity_lists {
                 if let Ok(n) = client.count_pending_activity_tasks(tl).await {
-                    m::gauge(&m::PENDING_TASKS, &[tl]).set(n as f64);
+                    m::set_gauge(&m::PENDING_TASKS, &[tl], n as f64);
                 }
             }
             for tl in &decision_lists {
                 if let Ok(n) = client.count_pending_decision_tasks(tl).await {
-                    m::gauge(&m::PENDING_TASKS, &[tl]).set(n as f64);
+                    m::set_gauge(&m::PENDING_TASKS, &[tl], n as f64);
                 }
             }
         }

@@ -30,7 +30,7 @@ async fn switching_telemetry_off_silences_lines_metrics_and_spans_until_it_is_ba
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     };
-    // A series through the runtime's kept handles (`metrics::counter`), by its whole label set.
+    // A series through the runtime's kept handles (`metrics::increment`), by its whole label set.
     let series = |line_start: &str| -> f64 {
         metrics
             .render()
@@ -47,8 +47,8 @@ async fn switching_telemetry_off_silences_lines_metrics_and_spans_until_it_is_ba
         metrics::counter!("swf_switch_test_total").increment(1);
         // The same handle is kept across the switch: off must not record through it, and back on
         // it must record again (not stay a no-op taken while off).
-        m::counter(&m::POLLS, &["switch-a", "task"]).increment(1);
-        m::counter(&m::POLLS, &["switch-b", "empty"]).increment(10);
+        m::increment(&m::POLLS, &["switch-a", "task"], 1);
+        m::increment(&m::POLLS, &["switch-b", "empty"], 10);
     };
 
     mark("on-before");
@@ -78,7 +78,7 @@ async fn switching_telemetry_off_silences_lines_metrics_and_spans_until_it_is_ba
 
     assert_eq!(count("swf_switch_test_total"), 2.0);
     // Label values pick their own series, on whichever thread the update runs.
-    tokio::spawn(async { m::counter(&m::POLLS, &["switch-a", "task"]).increment(100) })
+    tokio::spawn(async { m::increment(&m::POLLS, &["switch-a", "task"], 100) })
         .await
         .unwrap();
     assert_eq!(

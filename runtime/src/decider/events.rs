@@ -21,7 +21,7 @@ pub struct DecisionPollFailed<'a> {
 
 impl DecisionPollFailed<'_> {
     pub fn emit(&self) {
-        m::counter(&m::POLLS, &[self.task_list, "error"]).increment(1);
+        m::increment(&m::POLLS, &[self.task_list, "error"], 1);
         tracing::warn!(
             { fields::TASK_LIST } = self.task_list,
             error_type = self.error.error_type(),
@@ -44,13 +44,17 @@ pub struct HistoryFetched<'a> {
 
 impl HistoryFetched<'_> {
     pub fn emit(&self) {
-        m::counter(&m::DECISION_HISTORY_PAGES, &[self.workflow_type]).increment(self.pages);
+        m::increment(
+            &m::DECISION_HISTORY_PAGES,
+            &[self.workflow_type],
+            self.pages,
+        );
         if let Some(s2s) = self.schedule_to_start_secs {
-            m::histogram(
+            m::record(
                 &m::DECISION_SCHEDULE_TO_START,
                 &[self.workflow_type, self.task_list],
-            )
-            .record(s2s.max(0.0));
+                s2s.max(0.0),
+            );
         }
         tracing::debug!(
             pages = self.pages,
@@ -71,10 +75,13 @@ pub struct DecisionTaskCompleted<'a> {
 
 impl DecisionTaskCompleted<'_> {
     pub fn emit(&self) {
-        m::histogram(&m::DECISION_EXECUTION, &[self.workflow_type, "completed"])
-            .record(self.elapsed.as_secs_f64());
+        m::record(
+            &m::DECISION_EXECUTION,
+            &[self.workflow_type, "completed"],
+            self.elapsed.as_secs_f64(),
+        );
         for d in self.decisions {
-            m::counter(&m::DECISIONS, &[self.workflow_type, d.decision_type()]).increment(1);
+            m::increment(&m::DECISIONS, &[self.workflow_type, d.decision_type()], 1);
         }
         // Field values are evaluated only when the line is enabled.
         tracing::info!(
@@ -107,8 +114,11 @@ pub struct DecisionTaskFailed<'a> {
 
 impl DecisionTaskFailed<'_> {
     pub fn emit(&self) {
-        m::histogram(&m::DECISION_EXECUTION, &[self.workflow_type, self.outcome])
-            .record(self.elapsed.as_secs_f64());
+        m::record(
+            &m::DECISION_EXECUTION,
+            &[self.workflow_type, self.outcome],
+            self.elapsed.as_secs_f64(),
+        );
         tracing::error!(
             { fields::OUTCOME } = self.outcome,
             error_type = self.error_type,
@@ -131,9 +141,16 @@ pub struct WorkflowClosing<'a> {
 
 impl WorkflowClosing<'_> {
     pub fn emit(&self) {
-        m::counter(&m::WORKFLOW_EXECUTIONS, &[self.workflow_type, self.outcome]).increment(1);
-        m::histogram(&m::WORKFLOW_END_TO_END, &[self.workflow_type, self.outcome])
-            .record(self.end_to_end_secs.max(0.0));
+        m::increment(
+            &m::WORKFLOW_EXECUTIONS,
+            &[self.workflow_type, self.outcome],
+            1,
+        );
+        m::record(
+            &m::WORKFLOW_END_TO_END,
+            &[self.workflow_type, self.outcome],
+            self.end_to_end_secs.max(0.0),
+        );
         if self.outcome == "failed" {
             tracing::warn!(
                 { fields::OUTCOME } = self.outcome,
@@ -165,11 +182,11 @@ pub struct StageClosed<'a> {
 
 impl StageClosed<'_> {
     pub fn emit(&self) {
-        m::histogram(
+        m::record(
             &m::STAGE_DURATION,
             &[self.workflow_type, self.activity_type, self.outcome],
-        )
-        .record(self.duration_secs.max(0.0));
+            self.duration_secs.max(0.0),
+        );
         tracing::info!(
             { fields::STAGE } = self.stage,
             { fields::ACTIVITY_TYPE } = self.activity_type,
@@ -196,11 +213,11 @@ pub struct StageRetrying<'a> {
 
 impl StageRetrying<'_> {
     pub fn emit(&self) {
-        m::counter(
+        m::increment(
             &m::STAGE_ATTEMPTS,
             &[self.workflow_type, self.activity_type, self.error_type],
-        )
-        .increment(1);
+            1,
+        );
         tracing::warn!(
             { fields::STAGE } = self.stage,
             { fields::ACTIVITY_TYPE } = self.activity_type,
@@ -230,17 +247,17 @@ pub struct ActivityLatencyObserved<'a> {
 impl ActivityLatencyObserved<'_> {
     pub fn emit(&self) {
         if let Some(s2s) = self.schedule_to_start_secs {
-            m::histogram(
+            m::record(
                 &m::ACTIVITY_SCHEDULE_TO_START,
                 &[self.activity_type, self.task_list],
-            )
-            .record(s2s.max(0.0));
+                s2s.max(0.0),
+            );
         }
-        m::histogram(
+        m::record(
             &m::ACTIVITY_END_TO_END,
             &[self.activity_type, self.task_list, self.outcome],
-        )
-        .record(self.end_to_end_secs.max(0.0));
+            self.end_to_end_secs.max(0.0),
+        );
         tracing::debug!(
             { fields::ACTIVITY_TYPE } = self.activity_type,
             { fields::ACTIVITY_ID } = self.activity_id,

@@ -309,7 +309,7 @@ impl Intercept for ThrottleCounter {
             let operation = cfg
                 .load::<Metadata>()
                 .map_or_else(|| "unknown".to_string(), |m| m.name().to_string());
-            m::counter(&m::API_THROTTLES, &[&operation]).increment(1);
+            m::increment(&m::API_THROTTLES, &[&operation], 1);
         }
         Ok(())
     }
@@ -353,14 +353,14 @@ where
     let started = Instant::now();
     let result = call.await;
     let elapsed = started.elapsed();
-    m::histogram(&m::API_CALL_DURATION, &[operation]).record(elapsed.as_secs_f64());
+    m::record(&m::API_CALL_DURATION, &[operation], elapsed.as_secs_f64());
     match &result {
         Ok(_) => {
-            m::counter(&m::API_CALLS, &[operation, "ok"]).increment(1);
+            m::increment(&m::API_CALLS, &[operation, "ok"], 1);
         }
         Err(err) => {
-            m::counter(&m::API_CALLS, &[operation, "error"]).increment(1);
-            m::counter(&m::API_ERRORS, &[operation, err.error_type()]).increment(1);
+            m::increment(&m::API_CALLS, &[operation, "error"], 1);
+            m::increment(&m::API_ERRORS, &[operation, err.error_type()], 1);
             tracing::debug!(
                 error_type = err.error_type(),
                 duration_ms = elapsed.as_millis() as u64,

@@ -29,7 +29,7 @@ pub struct TelemetryDropped {
 
 impl TelemetryEvent for TelemetryDropped {
     fn emit(&self) {
-        m::counter(&m::LOG_LINES_DROPPED, &[]).increment(self.lines);
+        m::increment(&m::LOG_LINES_DROPPED, &[], self.lines);
         if self.first_of_episode {
             // stderr, not tracing: the line would go back into the queue that is full.
             eprintln!(
@@ -50,7 +50,7 @@ pub struct SpanExportFailed<'a> {
 
 impl TelemetryEvent for SpanExportFailed<'_> {
     fn emit(&self) {
-        m::counter(&m::SPANS_DROPPED, &[]).increment(self.spans);
+        m::increment(&m::SPANS_DROPPED, &[], self.spans);
         // Runs on the span processor's thread, outside any span: the line cannot create spans.
         tracing::warn!(
             spans = self.spans,
@@ -68,7 +68,7 @@ pub struct SpansExported {
 
 impl TelemetryEvent for SpansExported {
     fn emit(&self) {
-        m::counter(&m::SPANS_EXPORTED, &[]).increment(self.spans);
+        m::increment(&m::SPANS_EXPORTED, &[], self.spans);
     }
 }
 
@@ -83,7 +83,7 @@ impl TelemetryEvent for SpansLostInQueue {
         if self.spans == 0 {
             return;
         }
-        m::counter(&m::SPANS_DROPPED, &[]).increment(self.spans);
+        m::increment(&m::SPANS_DROPPED, &[], self.spans);
         tracing::warn!(
             spans = self.spans,
             "Spans dropped before export: the batch queue was full."
@@ -99,7 +99,7 @@ pub struct LogLinesShipped {
 
 impl TelemetryEvent for LogLinesShipped {
     fn emit(&self) {
-        m::counter(&m::LOG_LINES_SHIPPED, &[]).increment(self.lines);
+        m::increment(&m::LOG_LINES_SHIPPED, &[], self.lines);
     }
 }
 
@@ -110,7 +110,7 @@ pub struct LogLinesSpooled {
 
 impl TelemetryEvent for LogLinesSpooled {
     fn emit(&self) {
-        m::counter(&m::LOG_LINES_SPOOLED, &[]).increment(self.lines);
+        m::increment(&m::LOG_LINES_SPOOLED, &[], self.lines);
     }
 }
 
@@ -133,7 +133,7 @@ pub struct PollAnswered<'a> {
 impl PollAnswered<'_> {
     pub fn emit(&self) {
         let outcome = if self.got_task { "task" } else { "empty" };
-        m::counter(&m::POLLS, &[self.task_list, outcome]).increment(1);
+        m::increment(&m::POLLS, &[self.task_list, outcome], 1);
         match self.kind {
             PollKind::Decision => tracing::trace!(
                 { fields::TASK_LIST } = self.task_list,

@@ -113,7 +113,7 @@ pub fn prometheus_handle() -> Result<PrometheusHandle, TelemetryError> {
 
 /// The Prometheus recorder, handing out no-op handles while telemetry is off
 /// ([`super::set_enabled`]); descriptions always go through. The runtime's own updates check the
-/// switch before their kept handles ([`m::counter`] and friends); this covers every other caller
+/// switch before their kept handles ([`m::increment`] and friends); this covers every other caller
 /// of the `metrics` macros.
 struct Switchable<R>(R);
 

@@ -51,7 +51,7 @@ pub struct PollFailed<'a> {
 
 impl PollFailed<'_> {
     pub fn emit(&self) {
-        m::counter(&m::POLLS, &[self.task_list, "error"]).increment(1);
+        m::increment(&m::POLLS, &[self.task_list, "error"], 1);
         tracing::warn!(
             { fields::TASK_LIST } = self.task_list,
             error_type = self.error.error_type(),
@@ -71,7 +71,7 @@ pub struct PollFatal<'a> {
 
 impl PollFatal<'_> {
     pub fn emit(&self) {
-        m::counter(&m::POLLS, &[self.task_list, "error"]).increment(1);
+        m::increment(&m::POLLS, &[self.task_list, "error"], 1);
         tracing::error!(
             { fields::TASK_LIST } = self.task_list,
             error_type = self.error.error_type(),
@@ -90,9 +90,16 @@ pub struct SlotsChanged<'a> {
 
 impl SlotsChanged<'_> {
     pub fn emit(&self) {
-        m::gauge(&m::WORKER_SLOTS_IN_USE, &[self.task_list]).set(self.in_use as f64);
-        m::gauge(&m::WORKER_SLOTS_FREE, &[self.task_list])
-            .set(self.total.saturating_sub(self.in_use) as f64);
+        m::set_gauge(
+            &m::WORKER_SLOTS_IN_USE,
+            &[self.task_list],
+            self.in_use as f64,
+        );
+        m::set_gauge(
+            &m::WORKER_SLOTS_FREE,
+            &[self.task_list],
+            self.total.saturating_sub(self.in_use) as f64,
+        );
     }
 }
 
@@ -105,7 +112,7 @@ pub struct WorkerStarted<'a> {
 
 impl WorkerStarted<'_> {
     pub fn emit(&self) {
-        m::gauge(&m::WORKER_DRAINING, &[self.task_list]).set(0.0);
+        m::set_gauge(&m::WORKER_DRAINING, &[self.task_list], 0.0);
         tracing::info!(
             { fields::TASK_LIST } = self.task_list,
             slots = self.slots,
@@ -124,7 +131,7 @@ pub struct DrainStarted<'a> {
 
 impl DrainStarted<'_> {
     pub fn emit(&self) {
-        m::gauge(&m::WORKER_DRAINING, &[self.task_list]).set(1.0);
+        m::set_gauge(&m::WORKER_DRAINING, &[self.task_list], 1.0);
         tracing::info!(
             { fields::TASK_LIST } = self.task_list,
             in_flight = self.in_flight,
@@ -175,7 +182,7 @@ pub struct Drained<'a> {
 
 impl Drained<'_> {
     pub fn emit(&self) {
-        m::gauge(&m::WORKER_DRAINING, &[self.task_list]).set(0.0);
+        m::set_gauge(&m::WORKER_DRAINING, &[self.task_list], 0.0);
         tracing::info!(
             { fields::TASK_LIST } = self.task_list,
             { fields::DURATION_MS } = self.duration.as_millis() as u64,
@@ -222,11 +229,11 @@ pub struct HeartbeatSent<'a> {
 
 impl HeartbeatSent<'_> {
     pub fn emit(&self) {
-        m::counter(
+        m::increment(
             &m::ACTIVITY_HEARTBEATS,
             &[&self.info.activity_type, &self.info.task_list],
-        )
-        .increment(1);
+            1,
+        );
         tracing::debug!("Heartbeat sent.");
     }
 }
@@ -240,15 +247,15 @@ pub struct HeartbeatFailed<'a> {
 
 impl HeartbeatFailed<'_> {
     pub fn emit(&self) {
-        m::counter(
+        m::increment(
             &m::ACTIVITY_HEARTBEAT_FAILURES,
             &[
                 &self.info.activity_type,
                 &self.info.task_list,
                 self.error.error_type(),
             ],
-        )
-        .increment(1);
+            1,
+        );
         if !matches!(self.error, SwfError::UnknownResource(_)) {
             tracing::warn!(
                 error_type = self.error.error_type(),
@@ -284,11 +291,11 @@ pub struct TaskLost<'a> {
 
 impl TaskLost<'_> {
     pub fn emit(&self) {
-        m::counter(
+        m::increment(
             &m::ACTIVITY_UNKNOWN_RESOURCE,
             &[&self.info.activity_type, &self.info.task_list],
-        )
-        .increment(1);
+            1,
+        );
         tracing::warn!(
             { fields::WORKFLOW_ID } = %self.info.workflow_id,
             { fields::RUN_ID } = %self.info.run_id,
@@ -330,16 +337,16 @@ pub struct TaskFinished<'a> {
 impl TaskFinished<'_> {
     pub fn emit(&self) {
         let outcome = self.outcome.as_str();
-        m::histogram(
+        m::record(
             &m::ACTIVITY_EXECUTION,
             &[&self.info.activity_type, &self.info.task_list, outcome],
-        )
-        .record(self.duration.as_secs_f64());
-        m::counter(
+            self.duration.as_secs_f64(),
+        );
+        m::increment(
             &m::ACTIVITY_TASKS,
             &[&self.info.activity_type, &self.info.task_list, outcome],
-        )
-        .increment(1);
+            1,
+        );
         let duration_ms = self.duration.as_millis() as u64;
         // A lost task already had its warning (TaskLost); a cancel the decider asked for is normal.
         match self.outcome {

@@ -387,7 +387,8 @@ thread_local! {
 
 /// Per-thread handle cache: lock-free (a thread has a handful of label sets) and filled on first
 /// use; `update` runs on the kept handle. While telemetry is off ([`super::enabled`]) nothing is
-/// recorded, as with the switchable recorder's no-op handles.
+/// recorded, as with the switchable recorder's no-op handles, nor when the configuration disabled
+/// it (no recorder is installed then).
 fn with_kept<H>(
     cache: &'static std::thread::LocalKey<std::cell::RefCell<HandleMap<H>>>,
     def: &MetricDef,
@@ -396,7 +397,7 @@ fn with_kept<H>(
     update: impl FnOnce(&H),
 ) {
     debug_assert_eq!(def.labels.len(), values.len(), "{} labels", def.name);
-    if !super::enabled() {
+    if !super::enabled() || super::metrics_discarded() {
         return;
     }
     let global = GLOBAL_RECORDER.load(std::sync::atomic::Ordering::Relaxed);

@@ -276,6 +276,15 @@ fn host_name() -> String {
 /// Whether telemetry is on right now (see [`set_enabled`]).
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
+/// Set by `init` when the configuration disables telemetry: no recorder is ever installed, so the
+/// runtime's metric updates return at once instead of building a key for the no-op recorder on
+/// every update. Separate from [`enabled`], which the level filter also reads.
+static METRICS_DISCARDED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn metrics_discarded() -> bool {
+    METRICS_DISCARDED.load(Ordering::Relaxed)
+}
+
 /// Whether telemetry is on: false only between `set_enabled(false)` and `set_enabled(true)`.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
@@ -297,6 +306,7 @@ pub fn set_enabled(on: bool) {
 /// Must run inside a Tokio runtime when OTLP over gRPC is configured.
 pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     if !cfg.enabled {
+        METRICS_DISCARDED.store(true, Ordering::Relaxed);
         return Ok(TelemetryGuard::disabled());
     }
     let filter = match std::env::var("RUST_LOG") {
@@ -583,6 +593,13 @@ mod tests {
         .unwrap();
         assert!(guard.flush_local(Duration::from_millis(1)));
         assert!(guard.logstash_stats().is_none());
+        // The runtime's metric updates go nowhere: not even to a recorder set up later.
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        ::metrics::with_local_recorder(&recorder, || {
+            metrics::increment(&metrics::POLLS, &["disabled", "task"], 1);
+        });
+        assert!(snapshotter.snapshot().into_vec().is_empty());
     }
 
     /// The lock-free filter a plain directive becomes must enable exactly what `EnvFilter` does.

@@ -4,9 +4,10 @@
 //! media uuid or user uuid (those belong in spans and logs). The dashboards, recording rules and
 //! alerts are tested against a real scrape, so renaming here is a breaking change for operators.
 //!
-//! Code updates a metric through [`counter`], [`gauge`] or [`histogram`] with its definition and
-//! label values: the handle is registered once per thread and label set and kept for the life of
-//! the thread, so an update costs a hash of the label values and no allocation.
+//! Code updates a metric through [`increment`], [`set_gauge`] or [`record`] with its definition
+//! and label values: the handle is registered once per thread and label set and kept (and updated
+//! in place) for the life of the thread, so an update costs a hash of the label values and no
+//! allocation.
 
 /// Label keys. Only these may appear on a metric.
 pub mod labels {
@@ -308,34 +309,6 @@ pub fn record(def: &MetricDef, labels: &[&str], value: f64) {
     with_kept(&HISTOGRAMS, def, labels, register_histogram, |h| {
         h.record(value)
     });
-}
-
-/// The handle of a counter for these label values, for a caller that keeps it; see [`increment`].
-pub fn counter(def: &MetricDef, labels: &[&str]) -> ::metrics::Counter {
-    debug_assert_eq!(def.kind, Kind::Counter, "{}", def.name);
-    let mut out = ::metrics::Counter::noop();
-    with_kept(&COUNTERS, def, labels, register_counter, |c| {
-        out = c.clone()
-    });
-    out
-}
-
-/// The handle of a gauge for these label values; see [`counter`].
-pub fn gauge(def: &MetricDef, labels: &[&str]) -> ::metrics::Gauge {
-    debug_assert_eq!(def.kind, Kind::Gauge, "{}", def.name);
-    let mut out = ::metrics::Gauge::noop();
-    with_kept(&GAUGES, def, labels, register_gauge, |g| out = g.clone());
-    out
-}
-
-/// The handle of a histogram for these label values; see [`counter`].
-pub fn histogram(def: &MetricDef, labels: &[&str]) -> ::metrics::Histogram {
-    debug_assert_eq!(def.kind, Kind::Histogram, "{}", def.name);
-    let mut out = ::metrics::Histogram::noop();
-    with_kept(&HISTOGRAMS, def, labels, register_histogram, |h| {
-        out = h.clone()
-    });
-    out
 }
 
 fn register_counter(r: &dyn ::metrics::Recorder, key: &::metrics::Key) -> ::metrics::Counter {

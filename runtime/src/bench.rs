@@ -501,7 +501,8 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
     };
     let mut executions = Vec::with_capacity(args.workflows);
     let mut slices = Vec::new();
-    let per_slice = args.workflows / args.slices;
+    // `--slices` is only checked for `compare`; any other run must not divide by it.
+    let per_slice = args.workflows / args.slices.max(1);
     if compare {
         // Unmeasured warm-up, one slice each way: the first slice otherwise also pays for
         // everything a process does once (connections, the store's caches, per-thread buffers

@@ -826,15 +826,25 @@ mod tests {
         assert_eq!(ts.len(), 24, "{ts}");
     }
 
-    #[test]
-    fn numbers_and_flags_keep_their_json_types() {
+    /// The lines a JSON layer over a bare registry writes while `f` runs, parsed.
+    fn lines_while(f: impl FnOnce()) -> Vec<Value> {
         let sink = Arc::new(Memory::default());
         let subscriber = tracing_subscriber::registry().with(JsonLogLayer::new(
             "svc",
-            "h",
+            "host-1",
             vec![sink.clone() as Arc<dyn LineSink>],
         ));
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, f);
+        let lines = sink.0.lock().unwrap();
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn numbers_and_flags_keep_their_json_types() {
+        let lines = lines_while(|| {
             let span = tracing::info_span!("task", big = u64::MAX, low = i64::MIN, zero = 0u64);
             let _s = span.enter();
             tracing::info!(
@@ -846,8 +856,7 @@ mod tests {
                 "Numbers."
             );
         });
-        let lines = sink.0.lock().unwrap();
-        let v: Value = serde_json::from_str(&lines[0]).unwrap();
+        let v = &lines[0];
         assert_eq!(v["events"], 1234567890u64, "{v}");
         assert_eq!(v["delta"], -42, "{v}");
         assert_eq!(v["ok"], true, "{v}");
@@ -871,25 +880,12 @@ mod tests {
 
     #[test]
     fn a_field_that_logs_while_formatted_leaves_the_line_whole() {
-        let sink = Arc::new(Memory::default());
-        let subscriber = tracing_subscriber::registry().with(JsonLogLayer::new(
-            "svc",
-            "host-1",
-            vec![sink.clone() as Arc<dyn LineSink>],
-        ));
-        tracing::subscriber::with_default(subscriber, || {
+        let lines = lines_while(|| {
             let span = tracing::info_span!("task", media_uuid = "m-9");
             let _e = span.enter();
             tracing::info!(outer_field = ?LogsWhenFormatted, "Outer line.");
             tracing::info!("Next line.");
         });
-        let lines: Vec<Value> = sink
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert_eq!(lines[0]["message"], "Outer line.");
         assert_eq!(lines[0]["outer_field"], "formatted");

@@ -293,8 +293,8 @@ pub fn enabled() -> bool {
 /// Turns every log line, span and metric off (or back on) in a running process: the level filter
 /// closes (every callsite is disabled again, as with no subscriber at all), the runtime's kept
 /// metric handles and the metrics recorder give no-op handles, and no execution root span is
-/// exported. `swf-runtime bench
-/// --telemetry compare` uses it to run the same workload with and without telemetry in one run.
+/// exported. `swf-runtime bench --telemetry compare` uses it to run the same workload with and
+/// without telemetry in one run.
 pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
     // Every callsite asks the level filter ([`LevelGate`]) again, and the level hint follows.

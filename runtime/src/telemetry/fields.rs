@@ -25,6 +25,7 @@ pub const LOG_LEVEL: &str = "log.level";
 pub const MESSAGE: &str = "message";
 pub const SERVICE_NAME: &str = "service.name";
 pub const HOST_NAME: &str = "host.name";
+pub const LOG_LOGGER: &str = "log.logger";
 pub const TRACE_ID: &str = "trace.id";
 pub const SPAN_ID: &str = "span.id";
 

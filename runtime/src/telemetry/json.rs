@@ -241,7 +241,7 @@ const RESERVED: &[&str] = &[
     f::HOST_NAME,
     f::TRACE_ID,
     f::SPAN_ID,
-    "log.logger",
+    f::LOG_LOGGER,
 ];
 
 /// The layer; see the module documentation.
@@ -281,7 +281,7 @@ impl FixedKeys {
             push_key(&mut logger, name);
             push_str(&mut logger, value);
         }
-        logger.push_str(&key(",", "log.logger"));
+        logger.push_str(&key(",", f::LOG_LOGGER));
         FixedKeys {
             open: key("{", f::TIMESTAMP),
             level: key(",", f::LOG_LEVEL),

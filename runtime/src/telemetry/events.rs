@@ -60,6 +60,23 @@ impl TelemetryEvent for SpanExportFailed<'_> {
     }
 }
 
+/// The collector took an export but rejected some of its spans (OTLP partial success).
+pub struct SpansRejected<'a> {
+    pub spans: u64,
+    pub message: &'a str,
+}
+
+impl TelemetryEvent for SpansRejected<'_> {
+    fn emit(&self) {
+        m::increment(&m::SPANS_DROPPED, &[], self.spans);
+        tracing::warn!(
+            spans = self.spans,
+            error = self.message,
+            "The OTLP collector rejected spans of an export."
+        );
+    }
+}
+
 /// Spans delivered to the OTLP collector.
 #[derive(Debug, Clone, Copy)]
 pub struct SpansExported {

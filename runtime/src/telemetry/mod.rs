@@ -23,6 +23,8 @@ pub mod json;
 pub mod logstash;
 pub mod metrics;
 pub mod otlp;
+pub mod otlp_encode;
+pub mod otlp_http;
 pub mod search;
 pub mod server;
 pub mod spool;

@@ -16,7 +16,6 @@
 //! [`export_execution_root_span`]; [`TracerHandle::shutdown`] flushes and stops it.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -26,7 +25,7 @@ use opentelemetry::trace::{
     TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
     BatchConfig, BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, SdkTracer,
@@ -37,6 +36,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::events::{SpanExportFailed, SpansExported, SpansLostInQueue, TelemetryEvent};
 use super::fields as f;
+use super::otlp_http::HttpExporter;
 use super::{OtlpProtocol, TelemetryConfig, TelemetryError};
 use crate::envelope::execution_ids;
 
@@ -211,6 +211,53 @@ fn batch_config(is_set: impl Fn(&str) -> bool) -> BatchConfig {
     b.build()
 }
 
+/// The crate's gRPC exporter, configured from `cfg` (the crate reads the standard variables).
+fn grpc_exporter(
+    cfg: &TelemetryConfig,
+) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
+    let timeout = Duration::from_millis(cfg.otlp_timeout_ms.max(1));
+    let endpoint = cfg.otlp_endpoint.clone().filter(|e| !e.is_empty());
+    // tonic's channel spawns onto the current runtime; without one it would panic.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(TelemetryError::Otlp(
+            "OTLP over gRPC must be set up inside a Tokio runtime".into(),
+        ));
+    }
+    let mut builder = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_timeout(timeout);
+    if let Some(endpoint) = endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if !cfg.otlp_headers.is_empty() {
+        let mut map = opentelemetry_otlp::tonic_types::metadata::MetadataMap::new();
+        for (k, v) in &cfg.otlp_headers {
+            let key = k.to_ascii_lowercase();
+            let valid = !key.is_empty()
+                && key.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+                })
+                && !key.ends_with("-bin");
+            if !valid {
+                return Err(TelemetryError::InvalidConfig(format!(
+                    "otlp header name {k:?} is not a valid gRPC metadata key"
+                )));
+            }
+            let value = v
+                .parse()
+                .map_err(|e| TelemetryError::InvalidConfig(format!("otlp header {k}: {e}")))?;
+            // The map only takes dynamic keys as `'static`; a handful of header names
+            // leaked once at start-up is the price of not depending on tonic directly.
+            let key: &'static str = Box::leak(key.into_boxed_str());
+            map.insert(key, value);
+        }
+        builder = builder.with_metadata(map);
+    }
+    builder
+        .build()
+        .map_err(|e| TelemetryError::Otlp(e.to_string()))
+}
+
 /// The tracer provider and its counters.
 #[derive(Clone)]
 pub struct TracerHandle {
@@ -223,78 +270,14 @@ impl TracerHandle {
     /// Builds the OTLP exporter (gRPC or HTTP/protobuf), endpoint and headers from `cfg`, the
     /// standard `OTEL_EXPORTER_OTLP_*` variables filling what `cfg` leaves unset.
     pub fn from_config(cfg: &TelemetryConfig) -> Result<Self, TelemetryError> {
-        let timeout = Duration::from_millis(cfg.otlp_timeout_ms.max(1));
-        let endpoint = cfg.otlp_endpoint.clone().filter(|e| !e.is_empty());
-        let exporter = match cfg.otlp_protocol {
-            OtlpProtocol::Grpc => {
-                // tonic's channel spawns onto the current runtime; without one it would panic.
-                if tokio::runtime::Handle::try_current().is_err() {
-                    return Err(TelemetryError::Otlp(
-                        "OTLP over gRPC must be set up inside a Tokio runtime".into(),
-                    ));
-                }
-                let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_timeout(timeout);
-                if let Some(endpoint) = endpoint {
-                    builder = builder.with_endpoint(endpoint);
-                }
-                if !cfg.otlp_headers.is_empty() {
-                    let mut map = opentelemetry_otlp::tonic_types::metadata::MetadataMap::new();
-                    for (k, v) in &cfg.otlp_headers {
-                        let key = k.to_ascii_lowercase();
-                        let valid = !key.is_empty()
-                            && key.bytes().all(|b| {
-                                b.is_ascii_lowercase()
-                                    || b.is_ascii_digit()
-                                    || matches!(b, b'-' | b'_' | b'.')
-                            })
-                            && !key.ends_with("-bin");
-                        if !valid {
-                            return Err(TelemetryError::InvalidConfig(format!(
-                                "otlp header name {k:?} is not a valid gRPC metadata key"
-                            )));
-                        }
-                        let value = v.parse().map_err(|e| {
-                            TelemetryError::InvalidConfig(format!("otlp header {k}: {e}"))
-                        })?;
-                        // The map only takes dynamic keys as `'static`; a handful of header names
-                        // leaked once at start-up is the price of not depending on tonic directly.
-                        let key: &'static str = Box::leak(key.into_boxed_str());
-                        map.insert(key, value);
-                    }
-                    builder = builder.with_metadata(map);
-                }
-                builder.build()
-            }
+        Ok(match cfg.otlp_protocol {
+            OtlpProtocol::Grpc => Self::with_exporter(grpc_exporter(cfg)?, &cfg.service_name),
+            // Our exporter: the crate's HTTP path spends most of the export's cost turning spans
+            // into intermediate protobuf structs (see `otlp_http`).
             OtlpProtocol::Http => {
-                let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .with_timeout(timeout);
-                if let Some(endpoint) = endpoint {
-                    // A configured endpoint is used verbatim by the exporter; accept the base URL
-                    // like the environment variable does.
-                    let endpoint = if endpoint.trim_end_matches('/').ends_with("/v1/traces") {
-                        endpoint
-                    } else {
-                        format!("{}/v1/traces", endpoint.trim_end_matches('/'))
-                    };
-                    builder = builder.with_endpoint(endpoint);
-                }
-                if !cfg.otlp_headers.is_empty() {
-                    builder = builder.with_headers(
-                        cfg.otlp_headers
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect::<HashMap<_, _>>(),
-                    );
-                }
-                builder.build()
+                Self::with_exporter(HttpExporter::from_config(cfg)?, &cfg.service_name)
             }
-        }
-        .map_err(|e| TelemetryError::Otlp(e.to_string()))?;
-        Ok(Self::with_exporter(exporter, &cfg.service_name))
+        })
     }
 
     /// A provider exporting through `exporter` with a batch processor, counted.

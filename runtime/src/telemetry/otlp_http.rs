@@ -110,13 +110,13 @@ impl HttpSettings {
         })?;
         match endpoint.scheme() {
             "http" => {}
-            // Built without TLS, like the crate's HTTP exporter in this configuration; saying so
-            // at start-up beats every export failing.
+            // Built without TLS (as the crate's exporters are here, gRPC included); saying so at
+            // start-up beats every export failing.
             "https" => {
                 return Err(TelemetryError::InvalidConfig(format!(
-                    "{origin}: {endpoint} needs TLS, which OTLP over HTTP does not include in \
-                     this build; use otlp_protocol = \"grpc\" or an http:// collector (or a local \
-                     agent that forwards over TLS)"
+                    "{origin}: {endpoint} needs TLS, which this build's OTLP exporters do not \
+                     include; send to a local OpenTelemetry Collector over http:// \
+                     (deploy/otel-collector.yaml) and let it forward over TLS"
                 )))
             }
             other => {
@@ -225,7 +225,7 @@ impl HttpExporter {
         &self.settings
     }
 
-    fn encode(&self, batch: &[SpanData]) -> Vec<u8> {
+    fn encode(&self, batch: &[SpanData]) -> bytes::Bytes {
         let mut buffers = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let Buffers {
             scratch,
@@ -234,14 +234,19 @@ impl HttpExporter {
         let mut body = Vec::with_capacity(*body_capacity);
         encode_request(&self.resource, batch, scratch, &mut body);
         *body_capacity = (*body_capacity).max(body.len());
-        body
+        // Shared, so that a retry resends it without a copy.
+        bytes::Bytes::from(body)
     }
 
-    fn attempt(&self, client: &reqwest::blocking::Client, body: &[u8]) -> Result<Vec<u8>, Attempt> {
+    fn attempt(
+        &self,
+        client: &reqwest::blocking::Client,
+        body: &bytes::Bytes,
+    ) -> Result<Vec<u8>, Attempt> {
         let response = client
             .post(self.settings.endpoint.clone())
             .headers(self.settings.headers.clone())
-            .body(body.to_vec())
+            .body(body.clone())
             .send()
             .map_err(|e| Attempt::Retry {
                 after: None,
@@ -267,7 +272,7 @@ impl HttpExporter {
     }
 
     /// Posts `body`, retrying as the module documentation says; the response body on success.
-    fn post(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+    fn post(&self, body: &bytes::Bytes) -> Result<Vec<u8>, String> {
         let client = self
             .client
             .lock()

@@ -99,7 +99,8 @@ pub struct TelemetryConfig {
     /// Extra headers (authentication) sent with every export; `OTEL_EXPORTER_OTLP_HEADERS` also
     /// applies.
     pub otlp_headers: BTreeMap<String, String>,
-    /// One export attempt is abandoned (and its spans counted as dropped) after this long.
+    /// An export, retries included, is abandoned (and its spans counted as dropped) after this
+    /// long.
     pub otlp_timeout_ms: u64,
     /// Where `/metrics` and `/healthz` are served.
     pub metrics_addr: SocketAddr,

@@ -527,7 +527,24 @@ mod tests {
         ]);
         let e = exporter(&endpoint);
         let (batch, _) = varied_batch();
-        futures::executor::block_on(e.export(batch.clone())).expect("delivered on the third try");
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        ::metrics::with_local_recorder(&recorder, || {
+            futures::executor::block_on(e.export(batch.clone()))
+        })
+        .expect("delivered on the third try");
+        // The span the collector rejected is counted as dropped.
+        let dropped: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == crate::telemetry::metrics::SPANS_DROPPED.name)
+            .map(|(.., value)| value)
+            .collect();
+        assert_eq!(
+            dropped,
+            vec![metrics_util::debugging::DebugValue::Counter(1)]
+        );
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 3);
         for (headers, body) in seen.iter() {

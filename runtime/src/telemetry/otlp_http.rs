@@ -221,10 +221,6 @@ impl HttpExporter {
         })
     }
 
-    pub fn settings(&self) -> &HttpSettings {
-        &self.settings
-    }
-
     fn encode(&self, batch: &[SpanData]) -> bytes::Bytes {
         let mut buffers = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let Buffers {

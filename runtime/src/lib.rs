@@ -7,6 +7,7 @@
 //! - [`telemetry`]: field and metric names, telemetry events, log shipping, traces and metrics.
 
 pub mod app;
+pub mod backoff;
 pub mod bench;
 pub mod cli;
 pub mod commands;

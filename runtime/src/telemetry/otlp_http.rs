@@ -161,13 +161,11 @@ impl HttpSettings {
 // Exporter
 // ---------------------------------------------------------------------------------------------
 
-/// Retries after the first attempt, and the backoff between them (doubling, plus jitter): the
-/// crate's recommended policy. Written out here (a dozen lines) because the exporter runs on a
-/// plain thread where a sleep is the whole of what a backoff crate would add.
+/// Retries after the first attempt, and the backoff between them (doubling from 100 ms up to
+/// 1.6 s, jittered): the crate's recommended policy.
 const MAX_RETRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_millis(1600);
-const MAX_JITTER_MS: u64 = 100;
 
 /// Buffers kept between exports so that encoding a batch allocates nothing once warm.
 #[derive(Debug, Default)]
@@ -276,21 +274,20 @@ impl HttpExporter {
             .clone()
             .ok_or_else(|| "the exporter is shut down".to_string())?;
         let deadline = Instant::now() + self.settings.timeout;
-        let mut backoff = FIRST_BACKOFF;
         let mut retries = 0;
         loop {
             match self.attempt(&client, body) {
                 Ok(response) => return Ok(response),
                 Err(Attempt::Fail(error)) => return Err(error),
                 Err(Attempt::Retry { after, error }) => {
-                    let jitter = Duration::from_millis(rand::random_range(0..=MAX_JITTER_MS));
-                    let wait = after.unwrap_or(backoff + jitter);
+                    let wait = after.unwrap_or_else(|| {
+                        crate::backoff::backoff(FIRST_BACKOFF, MAX_BACKOFF, retries + 1)
+                    });
                     if retries == MAX_RETRIES || Instant::now() + wait >= deadline {
                         return Err(error);
                     }
                     std::thread::sleep(wait);
                     retries += 1;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }

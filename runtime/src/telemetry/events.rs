@@ -60,7 +60,9 @@ impl TelemetryEvent for SpanExportFailed<'_> {
     }
 }
 
-/// The collector took an export but rejected some of its spans (OTLP partial success).
+/// The collector took an export but rejected some of its spans (OTLP partial success). They are
+/// counted as dropped; the request itself still counts all its spans as exported, since the SDK's
+/// export result carries no count.
 pub struct SpansRejected<'a> {
     pub spans: u64,
     pub message: &'a str,

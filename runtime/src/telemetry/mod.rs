@@ -147,12 +147,9 @@ impl TelemetryConfig {
     /// Whether traces are exported: configured endpoint or the standard environment variables.
     pub fn otlp_enabled(&self) -> bool {
         self.otlp_endpoint.as_deref().is_some_and(|e| !e.is_empty())
-            || [
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            ]
-            .iter()
-            .any(|var| std::env::var(var).is_ok_and(|v| !v.is_empty()))
+            || [otlp_http::ENDPOINT_VAR, otlp_http::TRACES_ENDPOINT_VAR]
+                .iter()
+                .any(|var| std::env::var(var).is_ok_and(|v| !v.is_empty()))
     }
 }
 

@@ -28,6 +28,10 @@ use super::{TelemetryConfig, TelemetryError};
 // ---------------------------------------------------------------------------------------------
 
 const DEFAULT_ENDPOINT: &str = "http://localhost:4318/v1/traces";
+/// The standard variables naming the collector; either one set turns traces on
+/// ([`super::TelemetryConfig::otlp_enabled`]).
+pub const TRACES_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+pub const ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 const TRACES_PATH: &str = "/v1/traces";
 
 /// Where and how spans are posted, resolved once.
@@ -98,10 +102,10 @@ impl HttpSettings {
         let (endpoint, origin) =
             if let Some(e) = cfg.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
                 (with_traces_path(e), "otlp_endpoint")
-            } else if let Some(e) = set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-                (e, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            } else if let Some(e) = set("OTEL_EXPORTER_OTLP_ENDPOINT") {
-                (with_traces_path(&e), "OTEL_EXPORTER_OTLP_ENDPOINT")
+            } else if let Some(e) = set(TRACES_ENDPOINT_VAR) {
+                (e, TRACES_ENDPOINT_VAR)
+            } else if let Some(e) = set(ENDPOINT_VAR) {
+                (with_traces_path(&e), ENDPOINT_VAR)
             } else {
                 (DEFAULT_ENDPOINT.to_string(), "the default endpoint")
             };

@@ -1,6 +1,7 @@
 //! The `aws-sdk-swf` client against a scripted HTTP endpoint on 127.0.0.1: throttling is retried
 //! and counted, service faults map to the boundary's errors, empty polls are `None`, and a poll
-//! gets its long read timeout while other calls keep the short one.
+//! gets its long read timeout while other calls keep the short one; each call is a span beneath
+//! the task span it serves when the `swf_runtime::swf` target is at `debug`.
 //!
 //! The endpoint answers each request with the next scripted (delay, status, JSON body), in order,
 //! and records the `X-Amz-Target` of each request, so a test sees exactly which calls were made.
@@ -384,4 +385,93 @@ fn polls_get_the_long_timeout_and_other_calls_the_short_one() {
             .expect_err("times out");
         assert!(matches!(err, SwfError::Transport(_)), "{err:?}");
     });
+}
+
+/// Each SWF call is a span of its own, named after the operation and carrying `operation`, a child
+/// of the task span it runs in (so in that execution's trace), once the `swf_runtime::swf` target
+/// is at `debug`; at the default `info` the task span is exported alone (the call spans are for
+/// latency debugging: about 20 per execution would double the span export).
+#[test]
+fn each_swf_call_is_a_span_under_its_task_span_when_enabled() {
+    use swf_runtime::telemetry::otlp::{set_execution_parent, TracerHandle};
+    use swf_runtime::telemetry::{subscriber, JsonLogLayer};
+    use tracing::instrument::WithSubscriber as _;
+    use tracing::Instrument as _;
+
+    for (directive, call_spans) in [("info,swf_runtime::swf=debug", true), ("info", false)] {
+        let script = Arc::new(Script::default());
+        script.replies.lock().unwrap().extend([
+            ok(r#"{"count": 2, "truncated": false}"#),
+            fault("UnknownResourceFault", "Unknown task token"),
+        ]);
+        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let tracer = TracerHandle::with_exporter(exporter.clone(), "t");
+        let dispatch = tracing::Dispatch::new(subscriber(
+            tracing_subscriber::EnvFilter::new(directive),
+            Some(tracer.tracer()),
+            JsonLogLayer::new("t", "h", Vec::new()),
+        ));
+        let s = script.clone();
+        with_metrics(
+            async move {
+                let client = AwsSwfClient::connect(&options(serve(s).await))
+                    .await
+                    .unwrap();
+                let task = tracing::info_span!("activity_task", run_id = "run-calls");
+                assert!(set_execution_parent(&task, "run-calls"));
+                async {
+                    assert_eq!(client.count_pending_activity_tasks("tl").await.unwrap(), 2);
+                    client
+                        .record_activity_task_heartbeat("token-1", None)
+                        .await
+                        .unwrap_err();
+                }
+                .instrument(task)
+                .await;
+            }
+            .with_subscriber(dispatch),
+        );
+        assert!(tracer.force_flush());
+        let spans = exporter.get_finished_spans().unwrap();
+        tracer.shutdown();
+
+        let task = spans
+            .iter()
+            .find(|s| s.name == "activity_task")
+            .unwrap_or_else(|| panic!("{directive}: no task span in {spans:#?}"));
+        let root = swf_runtime::telemetry::execution_span_context("run-calls");
+        assert_eq!(task.span_context.trace_id(), root.trace_id());
+        let calls: Vec<_> = spans.iter().filter(|s| s.name != "activity_task").collect();
+        if !call_spans {
+            assert!(calls.is_empty(), "{directive}: {calls:#?}");
+            continue;
+        }
+        let names: Vec<&str> = calls.iter().map(|s| s.name.as_ref()).collect();
+        assert_eq!(
+            names,
+            ["CountPendingActivityTasks", "RecordActivityTaskHeartbeat"],
+            "{directive}"
+        );
+        for call in calls {
+            assert_eq!(
+                call.parent_span_id,
+                task.span_context.span_id(),
+                "{}",
+                call.name
+            );
+            assert_eq!(
+                call.span_context.trace_id(),
+                root.trace_id(),
+                "{}",
+                call.name
+            );
+            assert!(
+                call.attributes
+                    .iter()
+                    .any(|kv| kv.key.as_str() == "operation" && kv.value.as_str() == call.name),
+                "{call:#?}"
+            );
+            assert!(call.end_time >= call.start_time);
+        }
+    }
 }

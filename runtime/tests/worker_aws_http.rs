@@ -390,7 +390,7 @@ fn polls_get_the_long_timeout_and_other_calls_the_short_one() {
 /// Each SWF call is a span of its own, named after the operation and carrying `operation`, a child
 /// of the task span it runs in (so in that execution's trace), once the `swf_runtime::swf` target
 /// is at `debug`; at the default `info` the task span is exported alone (the call spans are for
-/// latency debugging: about 20 per execution would double the span export).
+/// latency debugging: at about 20 per execution they would triple the spans exported).
 #[test]
 fn each_swf_call_is_a_span_under_its_task_span_when_enabled() {
     use swf_runtime::telemetry::otlp::{set_execution_parent, TracerHandle};

@@ -67,6 +67,10 @@ pub struct TelemetryCompare {
     pub off_executions_per_second: f64,
     /// 1 - on/off throughput, in percent.
     pub cost_percent: f64,
+    /// How far `cost_percent` can be trusted: the middle 95% of the cost over the run's adjacent
+    /// (on, off) slice pairs resampled with replacement. A shared machine's speed moves a lot from
+    /// slice to slice; when this range is wide, only a series of runs says anything.
+    pub cost_interval_percent: [f64; 2],
     pub on_cpu_ms_per_execution: f64,
     pub off_cpu_ms_per_execution: f64,
     /// Each slice: telemetry on or off, executions, wall seconds, CPU seconds.
@@ -87,29 +91,64 @@ pub fn slice_is_on(slice: usize) -> bool {
     matches!(slice % 4, 0 | 3)
 }
 
+/// Executions per second and CPU milliseconds per execution of one side (on or off).
+fn side<'a>(slices: impl Iterator<Item = &'a SliceFigures>, on: bool) -> (f64, f64) {
+    let (mut n, mut wall, mut cpu) = (0usize, 0.0f64, 0.0f64);
+    for s in slices.filter(|s| s.telemetry == on) {
+        n += s.executions;
+        wall += s.wall_secs;
+        cpu += s.cpu_secs;
+    }
+    let eps = if wall > 0.0 { n as f64 / wall } else { 0.0 };
+    (eps, cpu * 1000.0 / n.max(1) as f64)
+}
+
+fn cost_percent(on_eps: f64, off_eps: f64) -> f64 {
+    if off_eps > 0.0 {
+        (1.0 - on_eps / off_eps) * 100.0
+    } else {
+        0.0
+    }
+}
+
+/// Resamples drawn for [`TelemetryCompare::cost_interval_percent`].
+const RESAMPLES: usize = 2000;
+
+/// The middle 95% of the cost over `RESAMPLES` resamplings (with replacement) of the adjacent
+/// slice pairs, which hold one slice of each side (see [`slice_is_on`]). Written here because it
+/// is a dozen lines over figures we already hold; the seed is fixed so a run's report can be
+/// recomputed from its slices.
+fn cost_interval(slices: &[SliceFigures]) -> [f64; 2] {
+    use rand::{Rng, SeedableRng};
+    let pairs: Vec<&[SliceFigures]> = slices.chunks_exact(2).collect();
+    if pairs.is_empty() {
+        return [0.0, 0.0];
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let mut costs: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            let drawn: Vec<&SliceFigures> = (0..pairs.len())
+                .flat_map(|_| pairs[rng.random_range(0..pairs.len())])
+                .collect();
+            let (on, _) = side(drawn.iter().copied(), true);
+            let (off, _) = side(drawn.iter().copied(), false);
+            cost_percent(on, off)
+        })
+        .collect();
+    costs.sort_by(f64::total_cmp);
+    [percentile(&costs, 2.5), percentile(&costs, 97.5)]
+}
+
 /// Sums slices into the compare figures.
 pub fn summarize(slices: &[SliceFigures]) -> TelemetryCompare {
-    let side = |on: bool| {
-        let (mut n, mut wall, mut cpu) = (0usize, 0.0f64, 0.0f64);
-        for s in slices.iter().filter(|s| s.telemetry == on) {
-            n += s.executions;
-            wall += s.wall_secs;
-            cpu += s.cpu_secs;
-        }
-        let eps = if wall > 0.0 { n as f64 / wall } else { 0.0 };
-        (eps, cpu * 1000.0 / n.max(1) as f64)
-    };
-    let (on_eps, on_cpu) = side(true);
-    let (off_eps, off_cpu) = side(false);
+    let (on_eps, on_cpu) = side(slices.iter(), true);
+    let (off_eps, off_cpu) = side(slices.iter(), false);
     TelemetryCompare {
         slices: slices.len(),
         on_executions_per_second: on_eps,
         off_executions_per_second: off_eps,
-        cost_percent: if off_eps > 0.0 {
-            (1.0 - on_eps / off_eps) * 100.0
-        } else {
-            0.0
-        },
+        cost_percent: cost_percent(on_eps, off_eps),
+        cost_interval_percent: cost_interval(slices),
         on_cpu_ms_per_execution: on_cpu,
         off_cpu_ms_per_execution: off_cpu,
         slice_figures: slices.to_vec(),
@@ -620,13 +659,15 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
         match &report.compare {
             Some(c) => {
                 println!(
-                    "telemetry                compared in {} alternating slices: on {:.1} executions/s ({:.2} ms CPU each), off {:.1} ({:.2} ms): cost {:.1}%",
+                    "telemetry                compared in {} alternating slices: on {:.1} executions/s ({:.2} ms CPU each), off {:.1} ({:.2} ms): cost {:.1}% (95% of resampled slice pairs: {:.1}% to {:.1}%)",
                     c.slices,
                     c.on_executions_per_second,
                     c.on_cpu_ms_per_execution,
                     c.off_executions_per_second,
                     c.off_cpu_ms_per_execution,
-                    c.cost_percent
+                    c.cost_percent,
+                    c.cost_interval_percent[0],
+                    c.cost_interval_percent[1]
                 );
             }
             None => println!(
@@ -680,5 +721,45 @@ mod tests {
         assert!((c.on_cpu_ms_per_execution - 3.0).abs() < 1e-9);
         assert!((c.off_cpu_ms_per_execution - 2.7).abs() < 1e-9);
         assert_eq!(c.slices, 4);
+        // Both pairs cost the same 10%, so every resample does too.
+        assert!((c.cost_interval_percent[0] - 10.0).abs() < 1e-9);
+        assert!((c.cost_interval_percent[1] - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_cost_interval_widens_with_the_pairs_scatter_and_is_reproducible() {
+        // Pairs costing 0%, 20%, 0%, 20%, ...: the whole run costs 10%, one pair says 0% or 20%.
+        let slices: Vec<SliceFigures> = (0..32)
+            .map(|i| {
+                let on = slice_is_on(i);
+                let pair_costs = (i / 2) % 2 == 1;
+                SliceFigures {
+                    telemetry: on,
+                    executions: 100,
+                    wall_secs: if on && pair_costs { 1.25 } else { 1.0 },
+                    cpu_secs: 0.3,
+                }
+            })
+            .collect();
+        let c = summarize(&slices);
+        let [lo, hi] = c.cost_interval_percent;
+        assert!(
+            lo < c.cost_percent && c.cost_percent < hi,
+            "{lo} {} {hi}",
+            c.cost_percent
+        );
+        assert!(
+            lo > 0.0 && hi < 20.0,
+            "no resample is all of one kind: {lo} {hi}"
+        );
+        assert!(
+            hi - lo > 3.0,
+            "16 pairs of 0% or 20% leave several points either way: {lo} {hi}"
+        );
+        assert_eq!(summarize(&slices).cost_interval_percent, [lo, hi]);
+        // The same scatter over 4 times as many pairs halves the range, about.
+        let more: Vec<SliceFigures> = (0..4).flat_map(|_| slices.clone()).collect();
+        let [lo4, hi4] = summarize(&more).cost_interval_percent;
+        assert!(hi4 - lo4 < 0.7 * (hi - lo), "{lo4} {hi4} vs {lo} {hi}");
     }
 }

@@ -61,8 +61,8 @@ impl TelemetryEvent for SpanExportFailed<'_> {
 }
 
 /// The collector took an export but rejected some of its spans (OTLP partial success). They are
-/// counted as dropped; the request itself still counts all its spans as exported, since the SDK's
-/// export result carries no count.
+/// counted as dropped here, and the export counts only the others as exported
+/// (`otlp::CountingExporter`).
 pub struct SpansRejected<'a> {
     pub spans: u64,
     pub message: &'a str,

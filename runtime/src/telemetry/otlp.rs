@@ -96,6 +96,20 @@ impl IdGenerator for ExecutionIdGenerator {
     }
 }
 
+thread_local! {
+    /// Spans the collector rejected (OTLP partial success) in the export running on this thread:
+    /// added by the HTTP exporter, taken by [`CountingExporter`] when the export returns. The
+    /// SDK's export result carries no count, and an export runs to completion on the thread that
+    /// called it (the batch processor's own), so this is how a rejected span is counted as dropped
+    /// and not also as exported.
+    static REJECTED_IN_EXPORT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Records that the collector rejected `spans` of the export running on this thread.
+pub(crate) fn note_rejected(spans: u64) {
+    REJECTED_IN_EXPORT.with(|c| c.set(c.get().saturating_add(spans)));
+}
+
 /// Span counts of one provider; also fed into the Prometheus counters.
 #[derive(Debug, Default)]
 pub struct SpanCounters {
@@ -120,11 +134,21 @@ impl<E: SpanExporter> CountingExporter<E> {
 impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let n = batch.len() as u64;
+        REJECTED_IN_EXPORT.with(Cell::take);
         let result = self.inner.export(batch).await;
+        let rejected = REJECTED_IN_EXPORT.with(Cell::take).min(n);
         match &result {
             Ok(()) => {
-                self.counters.exported.fetch_add(n, Ordering::Relaxed);
-                SpansExported { spans: n }.emit();
+                // The rejected ones were counted as dropped when the exporter reported them; they
+                // are settled (not lost in the queue) but not delivered.
+                self.counters
+                    .exported
+                    .fetch_add(n - rejected, Ordering::Relaxed);
+                self.counters.failed.fetch_add(rejected, Ordering::Relaxed);
+                SpansExported {
+                    spans: n - rejected,
+                }
+                .emit();
             }
             Err(err) => {
                 self.counters.failed.fetch_add(n, Ordering::Relaxed);

@@ -325,8 +325,10 @@ impl SpanExporter for HttpExporter {
         drop(batch);
         let response = self.post(&body).map_err(OTelSdkError::InternalFailure)?;
         if let Some((spans, message)) = rejected_spans(&response) {
+            let spans = spans.max(0) as u64;
+            super::otlp::note_rejected(spans);
             SpansRejected {
-                spans: spans.max(0) as u64,
+                spans,
                 message: &message,
             }
             .emit();
@@ -522,7 +524,9 @@ mod tests {
             (502, None, vec![]),
             (200, None, partial),
         ]);
-        let e = exporter(&endpoint);
+        let counters = std::sync::Arc::new(crate::telemetry::otlp::SpanCounters::default());
+        let e =
+            crate::telemetry::otlp::CountingExporter::new(exporter(&endpoint), counters.clone());
         let (batch, _) = varied_batch();
         let recorder = metrics_util::debugging::DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
@@ -530,17 +534,28 @@ mod tests {
             futures::executor::block_on(e.export(batch.clone()))
         })
         .expect("delivered on the third try");
-        // The span the collector rejected is counted as dropped.
-        let dropped: Vec<_> = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .filter(|(key, ..)| key.key().name() == crate::telemetry::metrics::SPANS_DROPPED.name)
-            .map(|(.., value)| value)
-            .collect();
+        // The span the collector rejected is counted as dropped, the others as exported.
+        let snapshot = snapshotter.snapshot().into_vec();
+        let counter = |def: &crate::telemetry::metrics::MetricDef| -> Vec<u64> {
+            snapshot
+                .iter()
+                .filter(|(key, ..)| key.key().name() == def.name)
+                .map(|(.., value)| match value {
+                    metrics_util::debugging::DebugValue::Counter(c) => *c,
+                    other => panic!("{} is not a counter: {other:?}", def.name),
+                })
+                .collect()
+        };
+        let n = batch.len() as u64;
+        assert_eq!(counter(&crate::telemetry::metrics::SPANS_DROPPED), [1]);
+        assert_eq!(counter(&crate::telemetry::metrics::SPANS_EXPORTED), [n - 1]);
         assert_eq!(
-            dropped,
-            vec![metrics_util::debugging::DebugValue::Counter(1)]
+            counters.exported.load(std::sync::atomic::Ordering::Relaxed),
+            n - 1
+        );
+        assert_eq!(
+            counters.failed.load(std::sync::atomic::Ordering::Relaxed),
+            1
         );
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 3);

@@ -655,22 +655,29 @@ mod tests {
         tracer.shutdown();
     }
 
-    #[test]
-    fn disabled_telemetry_installs_nothing() {
-        let guard = init(&TelemetryConfig {
-            enabled: false,
-            ..TelemetryConfig::default()
-        })
-        .unwrap();
-        assert!(guard.flush_local(Duration::from_millis(1)));
-        assert!(guard.logstash_stats().is_none());
-        // The runtime's metric updates go nowhere: not even to a recorder set up later.
-        let recorder = metrics_util::debugging::DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        ::metrics::with_local_recorder(&recorder, || {
-            metrics::increment(&metrics::POLLS, &["disabled", "task"], 1);
-        });
-        assert!(snapshotter.snapshot().into_vec().is_empty());
+    use rusty_fork::rusty_fork_test;
+
+    // In a child process: `init` with telemetry disabled discards metric updates for the rest of
+    // the process, which would silence the metric assertions of tests sharing it (plain `cargo
+    // test` runs a binary's tests as threads of one process).
+    rusty_fork_test! {
+        #[test]
+        fn disabled_telemetry_installs_nothing() {
+            let guard = init(&TelemetryConfig {
+                enabled: false,
+                ..TelemetryConfig::default()
+            })
+            .unwrap();
+            assert!(guard.flush_local(Duration::from_millis(1)));
+            assert!(guard.logstash_stats().is_none());
+            // The runtime's metric updates go nowhere: not even to a recorder set up later.
+            let recorder = metrics_util::debugging::DebuggingRecorder::new();
+            let snapshotter = recorder.snapshotter();
+            ::metrics::with_local_recorder(&recorder, || {
+                metrics::increment(&metrics::POLLS, &["disabled", "task"], 1);
+            });
+            assert!(snapshotter.snapshot().into_vec().is_empty());
+        }
     }
 
     /// The lock-free filter a plain directive becomes must enable exactly what `EnvFilter` does.

@@ -8,7 +8,7 @@ replaced by values of the right shape ($__rate_interval -> 5m, $workflow_type ->
 
 Structure checked here (JSON parse, every panel described, every query on the `datasource`
 variable, every `$variable` defined) fails fast with the panel's title; PromQL syntax is left to
-promtool. Metric and label names are checked against the runtime by runtime/tests/deploy_files.rs.
+promtool. Metric and label names are checked against the runtime by runtime/tests/it/deploy_files.rs.
 
 Usage: check-dashboards.py DASHBOARD.json... --rules-out FILE
 Exit status: 0 when every dashboard is sound (the rules file is then written), 1 otherwise.

@@ -6,7 +6,7 @@
 #   - the Logstash index template parses as JSON;
 #   - a real Prometheus scrapes a fake target and returns the expected stage quantiles;
 #   - the systemd unit passes systemd-analyze verify (when systemd-analyze exists).
-# Metric and field names are checked against the runtime by runtime/tests/deploy_files.rs.
+# Metric and field names are checked against the runtime by runtime/tests/it/deploy_files.rs.
 #
 # Needs promtool and prometheus (Debian's `prometheus` package: scripts/install-test-deps.sh) and python3.
 # Exits non-zero on any failure. Nothing is skipped silently: a missing optional tool is named.

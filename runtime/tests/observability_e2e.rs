@@ -10,7 +10,7 @@
 //!
 //! One test function: the subscriber and the metrics recorder are global to the process.
 
-#[path = "common/deploy_check.rs"]
+#[path = "it/common/deploy_check.rs"]
 mod deploy_check;
 
 use std::collections::BTreeMap;

@@ -5,8 +5,7 @@
 //! Every process is a [`Child`] killed when the test ends (pass or fail); every wait is bounded;
 //! each test has its own temporary folder, port and database.
 
-#[path = "common/e2e.rs"]
-mod e2e;
+use crate::common::e2e;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,8 +5,7 @@
 //! The same checks against a real `/metrics` scrape live in `common/deploy_check.rs`, for the
 //! end-to-end tests.
 
-#[path = "common/deploy_check.rs"]
-mod deploy_check;
+use crate::common::deploy_check;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

@@ -10,8 +10,7 @@
 //!
 //! Run: `cargo test -p swf-runtime --test drills -- --nocapture`.
 
-#[path = "common/drill.rs"]
-mod drill;
+use crate::common::drill;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

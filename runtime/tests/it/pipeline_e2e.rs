@@ -6,8 +6,7 @@
 //! executions through the SWF client, waits (bounded) for them to close and then judges them from
 //! their SWF history, their timeline and the files the stages wrote.
 
-#[path = "common/e2e.rs"]
-mod e2e;
+use crate::common::e2e;
 
 use std::time::Duration;
 

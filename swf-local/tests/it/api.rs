@@ -1,7 +1,7 @@
 //! Every swf-local action driven through aws-sdk-swf: registration, the task round trip, decisions
 //! with their failure events, faults, paging, listings, counts, limits and retention.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! swf-local. The Python interpreter comes from `SWF_TEST_PYTHON` (a venv with boto3, set by the
 //! test command). Without it the test explains and passes locally, but fails under CI.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

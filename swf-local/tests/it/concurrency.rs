@@ -1,7 +1,7 @@
 //! Many deciders and workers on the same task lists at once: every task is handed out exactly once,
 //! no answer hits a stale token, and every execution completes with the events it should have.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

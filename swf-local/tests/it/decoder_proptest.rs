@@ -1,7 +1,7 @@
 //! Property test of the request decoder: arbitrary bodies and targets never panic, never hang and
 //! never produce a 5xx; every refusal is a 4xx with an SWF-shaped JSON body.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

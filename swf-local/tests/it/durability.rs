@@ -2,7 +2,7 @@
 //! `swf-local` process. Task tokens stay valid across restarts, queued tasks are handed out again
 //! and pending timers and timeouts fire from their stored deadlines.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -1,7 +1,7 @@
 //! Authentication: a non-loopback listener needs credentials, and with credentials configured only
 //! requests signed with them (SigV4, as the SDK signs) are served.
 
-mod common;
+use crate::common;
 
 use common::*;
 use swf_local::Error;

@@ -1,7 +1,7 @@
 //! Every SWF timeout fires with its event and timeout type, at its deadline, and a late answer gets
 //! UnknownResourceFault. Timeouts are 1-3 s; every wait is bounded.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,0 +1,5 @@
+//! Helpers shared by several test modules.
+
+pub mod deploy_check;
+pub mod drill;
+pub mod e2e;

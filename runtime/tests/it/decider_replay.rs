@@ -677,19 +677,7 @@ fn metric(
     name: &str,
     labels: &[(&str, &str)],
 ) -> f64 {
-    seen.iter()
-        .filter(|(k, _)| k.kind() == kind && k.key().name() == name)
-        .filter(|(k, _)| {
-            labels
-                .iter()
-                .all(|(lk, lv)| k.key().labels().any(|l| l.key() == *lk && l.value() == *lv))
-        })
-        .map(|(_, v)| match v {
-            DebugValue::Counter(c) => *c as f64,
-            DebugValue::Gauge(g) => g.into_inner(),
-            DebugValue::Histogram(h) => h.len() as f64,
-        })
-        .sum()
+    crate::common::metrics::sum(seen.iter().map(|(k, v)| (k, v)), kind, name, labels)
 }
 
 #[test]

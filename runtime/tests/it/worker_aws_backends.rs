@@ -114,23 +114,12 @@ fn with_metrics<F: std::future::Future<Output = ()>>(f: F) -> Snapshot {
 
 fn check_api_metrics(snapshot: &Snapshot) {
     let calls = |op: &str, outcome: &str| -> u64 {
-        snapshot
-            .iter()
-            .filter(|(k, _, _, _)| {
-                k.kind() == MetricKind::Counter
-                    && k.key().name() == m::API_CALLS.name
-                    && k.key()
-                        .labels()
-                        .any(|l| l.key() == "operation" && l.value() == op)
-                    && k.key()
-                        .labels()
-                        .any(|l| l.key() == "outcome" && l.value() == outcome)
-            })
-            .map(|(_, _, _, v)| match v {
-                DebugValue::Counter(c) => *c,
-                _ => 0,
-            })
-            .sum()
+        crate::common::metrics::sum(
+            snapshot.iter().map(|(k, _, _, v)| (k, v)),
+            MetricKind::Counter,
+            m::API_CALLS.name,
+            &[("operation", op), ("outcome", outcome)],
+        ) as u64
     };
     assert_eq!(calls("RegisterDomain", "ok"), 1);
     assert_eq!(calls("RegisterDomain", "error"), 1);

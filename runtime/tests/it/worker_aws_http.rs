@@ -151,19 +151,12 @@ fn counter_of(
     name: &str,
     labels: &[(&str, &str)],
 ) -> u64 {
-    snapshot
-        .iter()
-        .filter(|(k, _, _, _)| k.kind() == MetricKind::Counter && k.key().name() == name)
-        .filter(|(k, _, _, _)| {
-            labels
-                .iter()
-                .all(|(n, v)| k.key().labels().any(|l| l.key() == *n && l.value() == *v))
-        })
-        .map(|(_, _, _, v)| match v {
-            DebugValue::Counter(c) => *c,
-            _ => 0,
-        })
-        .sum()
+    crate::common::metrics::sum(
+        snapshot.iter().map(|(k, _, _, v)| (k, v)),
+        MetricKind::Counter,
+        name,
+        labels,
+    ) as u64
 }
 
 /// Runs `f` on a current-thread runtime under a local metrics recorder; returns the metrics.

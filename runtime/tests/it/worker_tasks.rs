@@ -65,20 +65,7 @@ impl Seen {
 
     /// The value of every metric of `kind` named `name` whose labels include `labels`, summed.
     fn value(&self, kind: MetricKind, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.0
-            .iter()
-            .filter(|(key, _)| key.kind() == kind && key.key().name() == name)
-            .filter(|(key, _)| {
-                labels
-                    .iter()
-                    .all(|(k, v)| key.key().labels().any(|l| l.key() == *k && l.value() == *v))
-            })
-            .map(|(_, value)| match value {
-                DebugValue::Counter(c) => *c as f64,
-                DebugValue::Gauge(g) => g.into_inner(),
-                DebugValue::Histogram(h) => h.len() as f64,
-            })
-            .sum()
+        crate::common::metrics::sum(self.0.iter().map(|(k, v)| (k, v)), kind, name, labels)
     }
 
     fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {

@@ -3,3 +3,4 @@
 pub mod deploy_check;
 pub mod drill;
 pub mod e2e;
+pub mod metrics;

@@ -41,20 +41,24 @@ pub trait LineSink: Send + Sync + 'static {
     }
 }
 
-/// Fields of one span, in the order they were declared/recorded.
+/// Fields of one span, rendered once as JSON when the span is created (and again after a
+/// `record`), in the order they were declared or recorded.
 struct SpanFields {
-    fields: Vec<(&'static str, Value)>,
-    /// `fields` rendered as `,"key":value...` (reserved keys left out) at the span's first line
-    /// and again after a `record`, appended as is to every line of the span when none of its keys
-    /// is taken already: a task's ids are escaped and formatted once per span instead of once per
-    /// line, and not at all for a span that logs nothing.
-    rendered: OnceLock<String>,
+    /// `,"key":value` for every field (reserved keys left out), appended as is to every line of
+    /// the span when none of its keys is taken already. Written straight from the recorded
+    /// values: keeping a `serde_json::Value` per field first cost an allocation per string field,
+    /// about eight per task span, for values that were only ever rendered.
+    rendered: String,
+    /// Each field in `rendered`: its key, where its `,"key":` starts, where its value starts and
+    /// where it ends. Used for a line on which an inner span or the event already wrote some of
+    /// these keys, and to find `run_id`.
+    keys: Vec<(&'static str, usize, usize, usize)>,
     /// `span.id` used when no OpenTelemetry span backs this span. Drawn at the first line that
     /// needs it: with OpenTelemetry on, never.
     local_span_id: OnceLock<SpanId>,
     /// Trace id derived from this span's own `run_id` (a SHA-256), computed at the first line that
-    /// needs it (none does while an OpenTelemetry span backs the line) and again after `run_id`
-    /// is recorded.
+    /// needs it (none does while an OpenTelemetry span backs the line) and again after a
+    /// `record`.
     run_trace_id: OnceLock<Option<TraceId>>,
     /// Trace and span id of the OpenTelemetry span behind this span, looked up at its first line.
     /// They cannot change after that: the parent (and with it the trace id) is set right after a
@@ -66,19 +70,65 @@ struct SpanFields {
 impl SpanFields {
     fn new(capacity: usize) -> Self {
         SpanFields {
-            fields: Vec::with_capacity(capacity),
-            rendered: OnceLock::new(),
+            rendered: String::with_capacity(64 * capacity),
+            keys: Vec::with_capacity(capacity),
             local_span_id: OnceLock::new(),
             run_trace_id: OnceLock::new(),
             otel_ids: OnceLock::new(),
         }
     }
 
-    fn set(&mut self, key: &'static str, value: Value) {
-        match self.fields.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.fields.push((key, value)),
+    /// Renders the fields `record` visits.
+    fn from_record(capacity: usize, record: impl FnOnce(&mut SpanFieldWriter<'_>)) -> Self {
+        let mut fields = SpanFields::new(capacity);
+        record(&mut SpanFieldWriter { out: &mut fields });
+        fields
+    }
+
+    /// Appends `,"key":` and notes where the field starts; then the caller writes its value and
+    /// calls [`SpanFields::end`]. False for a reserved key or one already rendered (a value
+    /// recorded twice in one call keeps the first).
+    fn start(&mut self, key: &'static str) -> bool {
+        if RESERVED.contains(&key) || self.keys.iter().any(|(k, ..)| *k == key) {
+            return false;
         }
+        let start = self.rendered.len();
+        self.rendered.push(',');
+        push_key(&mut self.rendered, key);
+        let value = self.rendered.len();
+        self.keys.push((key, start, value, value));
+        true
+    }
+
+    fn end(&mut self) {
+        if let Some(last) = self.keys.last_mut() {
+            last.3 = self.rendered.len();
+        }
+    }
+
+    /// The fields after a `record`: recorded values replace the ones of the same key in place,
+    /// new keys go at the end.
+    fn merged(&self, recorded: &SpanFields) -> SpanFields {
+        let mut out = SpanFields::new(self.keys.len() + recorded.keys.len());
+        let push = |out: &mut SpanFields, from: &SpanFields, i: usize| {
+            let (key, start, value, end) = from.keys[i];
+            let at = out.rendered.len();
+            out.rendered.push_str(&from.rendered[start..end]);
+            out.keys
+                .push((key, at, at + (value - start), at + (end - start)));
+        };
+        for (i, (key, ..)) in self.keys.iter().enumerate() {
+            match recorded.keys.iter().position(|(k, ..)| k == key) {
+                Some(j) => push(&mut out, recorded, j),
+                None => push(&mut out, self, i),
+            }
+        }
+        for (j, (key, ..)) in recorded.keys.iter().enumerate() {
+            if !self.keys.iter().any(|(k, ..)| k == key) {
+                push(&mut out, recorded, j);
+            }
+        }
+        out
     }
 
     fn local_span_id(&self) -> SpanId {
@@ -89,27 +139,30 @@ impl SpanFields {
 
     fn run_trace_id(&self) -> Option<TraceId> {
         *self.run_trace_id.get_or_init(|| {
-            self.fields
-                .iter()
-                .find(|(k, _)| *k == f::RUN_ID)
-                .and_then(|(_, v)| run_trace_id(v))
-        })
-    }
-
-    fn rendered(&self) -> &str {
-        self.rendered.get_or_init(|| {
-            let mut out = String::with_capacity(64 * self.fields.len());
-            for (key, value) in &self.fields {
-                if !RESERVED.contains(key) {
-                    push_value(&mut out, key, value);
-                }
+            let (_, _, value, end) = self.keys.iter().find(|(k, ..)| *k == f::RUN_ID)?;
+            let text = &self.rendered[*value..*end];
+            // A run id is a plain string; anything else (escaped, a number) is read back as JSON.
+            match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+                Some(plain) if !plain.contains('\\') => trace_id_of_run(plain),
+                _ => serde_json::from_str::<Value>(text)
+                    .ok()
+                    .and_then(|v| run_trace_id(&v)),
             }
-            out
         })
     }
 
     fn has_key_in(&self, seen: &[&'static str]) -> bool {
-        self.fields.iter().any(|(k, _)| seen.contains(k))
+        self.keys.iter().any(|(k, ..)| seen.contains(k))
+    }
+
+    /// Appends the fields whose keys are not on the line yet, and notes them as written.
+    fn push_unseen(&self, body: &mut String, seen: &mut Vec<&'static str>) {
+        for (key, start, _, end) in &self.keys {
+            if !seen.contains(key) {
+                seen.push(key);
+                body.push_str(&self.rendered[*start..*end]);
+            }
+        }
     }
 }
 
@@ -126,32 +179,44 @@ fn trace_id_of_run(run_id: &str) -> Option<TraceId> {
     (!run_id.is_empty()).then(|| TraceId::from_bytes(trace_id_for_run(run_id)))
 }
 
-struct FieldCollector<'a> {
+/// Renders a span's fields into its [`SpanFields`] as they are visited.
+struct SpanFieldWriter<'a> {
     out: &'a mut SpanFields,
 }
 
-impl Visit for FieldCollector<'_> {
+impl SpanFieldWriter<'_> {
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut String)) {
+        if self.out.start(field.name()) {
+            value(&mut self.out.rendered);
+            self.out.end();
+        }
+    }
+}
+
+impl Visit for SpanFieldWriter<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.out.set(field.name(), Value::from(value));
+        // `Value` writes non-finite numbers as `null`, keeping the line valid JSON.
+        self.field(field, |out| push_json(out, &Value::from(value)));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.out.set(field.name(), Value::from(value));
+        self.field(field, |out| out.push_str(itoa::Buffer::new().format(value)));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.out.set(field.name(), Value::from(value));
+        self.field(field, |out| out.push_str(itoa::Buffer::new().format(value)));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.out.set(field.name(), Value::from(value));
+        self.field(field, |out| {
+            out.push_str(if value { "true" } else { "false" })
+        });
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.out.set(field.name(), Value::from(value));
+        self.field(field, |out| push_str(out, value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.out.set(field.name(), Value::from(value.to_string()));
+        self.field(field, |out| push_str(out, &value.to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.out
-            .set(field.name(), Value::from(format!("{value:?}")));
+        self.field(field, |out| push_str(out, &format!("{value:?}")));
     }
 }
 
@@ -322,25 +387,22 @@ where
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = SpanFields::new(attrs.fields().len());
-        attrs.record(&mut FieldCollector { out: &mut fields });
+        let fields = SpanFields::from_record(attrs.fields().len(), |w| attrs.record(w));
         span.extensions_mut().insert(fields);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let run_id_recorded = span
-            .metadata()
-            .fields()
-            .field(f::RUN_ID)
-            .is_some_and(|field| values.contains(&field));
+        let recorded = SpanFields::from_record(values.len(), |w| values.record(w));
         let mut ext = span.extensions_mut();
         if let Some(fields) = ext.get_mut::<SpanFields>() {
-            values.record(&mut FieldCollector { out: fields });
-            if run_id_recorded {
-                fields.run_trace_id = OnceLock::new();
-            }
-            fields.rendered = OnceLock::new();
+            let merged = fields.merged(&recorded);
+            // The ids an OpenTelemetry span gave the span's first line stay (see `otel_ids`).
+            let otel_ids = std::mem::take(&mut fields.otel_ids);
+            let local_span_id = std::mem::take(&mut fields.local_span_id);
+            *fields = merged;
+            fields.otel_ids = otel_ids;
+            fields.local_span_id = local_span_id;
         }
     }
 
@@ -439,12 +501,10 @@ impl JsonLogLayer {
                     run_trace = run_trace.or_else(|| fields.run_trace_id());
                 }
                 if fields.has_key_in(seen) {
-                    for (key, value) in &fields.fields {
-                        push_field(body, seen, key, value);
-                    }
+                    fields.push_unseen(body, seen);
                 } else {
-                    body.push_str(fields.rendered());
-                    seen.extend(fields.fields.iter().map(|(k, _)| *k));
+                    body.push_str(&fields.rendered);
+                    seen.extend(fields.keys.iter().map(|(k, ..)| *k));
                 }
             }
         }
@@ -496,12 +556,6 @@ fn push_hex(out: &mut String, id: &[u8]) {
     }
 }
 
-fn push_field(out: &mut String, seen: &mut Vec<&'static str>, key: &'static str, value: &Value) {
-    if start_field(out, seen, key) {
-        push_json(out, value);
-    }
-}
-
 /// Appends `,"key":` and notes the key, unless it is reserved or already on the line: the first
 /// writer of a key wins. Says whether it appended.
 fn start_field(out: &mut String, seen: &mut Vec<&'static str>, key: &'static str) -> bool {
@@ -512,13 +566,6 @@ fn start_field(out: &mut String, seen: &mut Vec<&'static str>, key: &'static str
     out.push(',');
     push_key(out, key);
     true
-}
-
-/// Appends `,"key":value`.
-fn push_value(out: &mut String, key: &str, value: &Value) {
-    out.push(',');
-    push_key(out, key);
-    push_json(out, value);
 }
 
 /// Appends `value` as JSON.
@@ -824,6 +871,65 @@ mod tests {
             "{ts}"
         );
         assert_eq!(ts.len(), 24, "{ts}");
+    }
+
+    #[test]
+    fn a_recorded_span_field_replaces_its_value_in_place() {
+        let sink = Arc::new(Memory::default());
+        let subscriber = tracing_subscriber::registry().with(JsonLogLayer::new(
+            "svc",
+            "host-1",
+            vec![sink.clone() as Arc<dyn LineSink>],
+        ));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "task",
+                stage = "stageA",
+                { f::LOG_LEVEL } = "bogus",
+                ratio = f64::NAN,
+                media_uuid = "m-1",
+                run_id = "r \"1\"",
+                outcome = tracing::field::Empty,
+            );
+            let _s = span.enter();
+            tracing::info!("First.");
+            span.record("stage", "stageB");
+            span.record("outcome", "completed");
+            tracing::info!("Second.");
+        });
+        let raw = sink.0.lock().unwrap().clone();
+        let lines: Vec<Value> = raw
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        let (first, second) = (&lines[0], &lines[1]);
+        assert_eq!(first["stage"], "stageA", "{first}");
+        assert!(first.get("outcome").is_none(), "{first}");
+        assert_eq!(
+            first["log.level"], "info",
+            "a span cannot override a reserved key"
+        );
+        assert_eq!(first["ratio"], Value::Null);
+        assert_eq!(second["stage"], "stageB", "{second}");
+        assert_eq!(second["outcome"], "completed", "{second}");
+        assert_eq!(second["media_uuid"], "m-1");
+        assert_eq!(
+            second["span.id"], first["span.id"],
+            "recording keeps the span's id"
+        );
+        // An escaped run id still names its execution's trace.
+        assert_eq!(
+            second["trace.id"],
+            hex::encode(trace_id_for_run("r \"1\"")),
+            "{second}"
+        );
+        // In place: the declared order stays, a late field goes last.
+        let text = &raw[1];
+        let at = |key: &str| text.find(&format!("\"{key}\"")).unwrap();
+        assert!(at("stage") < at("media_uuid"), "{text}");
+        assert!(at("run_id") < at("outcome"), "{text}");
+        assert_eq!(text.matches("\"stage\"").count(), 1, "{text}");
     }
 
     /// The lines a JSON layer over a bare registry writes while `f` runs, parsed.

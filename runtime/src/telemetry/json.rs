@@ -53,6 +53,9 @@ struct SpanFields {
     /// where it ends. Used for a line on which an inner span or the event already wrote some of
     /// these keys, and to find `run_id`.
     keys: Vec<(&'static str, usize, usize, usize)>,
+    /// [`key_bit`] of every key in `keys`: a line checks its keys against the span's one by one
+    /// only when the masks share a bit.
+    mask: u64,
     /// `span.id` used when no OpenTelemetry span backs this span. Drawn at the first line that
     /// needs it: with OpenTelemetry on, never.
     local_span_id: OnceLock<SpanId>,
@@ -72,6 +75,7 @@ impl SpanFields {
         SpanFields {
             rendered: String::with_capacity(64 * capacity),
             keys: Vec::with_capacity(capacity),
+            mask: 0,
             local_span_id: OnceLock::new(),
             run_trace_id: OnceLock::new(),
             otel_ids: OnceLock::new(),
@@ -89,9 +93,10 @@ impl SpanFields {
     /// calls [`SpanFields::end`]. False for a reserved key or one already rendered (a value
     /// recorded twice in one call keeps the first).
     fn start(&mut self, key: &'static str) -> bool {
-        if RESERVED.contains(&key) || self.keys.iter().any(|(k, ..)| *k == key) {
+        if is_reserved(key) || self.keys.iter().any(|(k, ..)| *k == key) {
             return false;
         }
+        self.mask |= key_bit(key);
         let start = self.rendered.len();
         self.rendered.push(',');
         push_key(&mut self.rendered, key);
@@ -116,6 +121,7 @@ impl SpanFields {
             out.rendered.push_str(&from.rendered[start..end]);
             out.keys
                 .push((key, at, at + (value - start), at + (end - start)));
+            out.mask |= key_bit(key);
         };
         for (i, (key, ..)) in self.keys.iter().enumerate() {
             match recorded.keys.iter().position(|(k, ..)| k == key) {
@@ -151,8 +157,10 @@ impl SpanFields {
         })
     }
 
-    fn has_key_in(&self, seen: &[&'static str]) -> bool {
-        self.keys.iter().any(|(k, ..)| seen.contains(k))
+    /// Whether a key on the line so far (`seen`, whose [`key_bit`]s are `seen_mask`) is one of
+    /// this span's.
+    fn has_key_in(&self, seen: &[&'static str], seen_mask: u64) -> bool {
+        self.mask & seen_mask != 0 && self.keys.iter().any(|(k, ..)| seen.contains(k))
     }
 
     /// Appends the fields whose keys are not on the line yet, and notes them as written.
@@ -308,6 +316,24 @@ const RESERVED: &[&str] = &[
     f::SPAN_ID,
     f::LOG_LOGGER,
 ];
+
+/// Whether the layer writes `key` itself. Every reserved key starts with `@` or has a dot, which
+/// no field of ours has (a test holds the reserved keys to it), so most keys are cleared without comparing
+/// them to the seven: that comparison ran for every field of every line.
+fn is_reserved(key: &str) -> bool {
+    key.bytes().any(|b| b == b'.' || b == b'@') && RESERVED.contains(&key)
+}
+
+/// One of 64 bits for a key (FNV-1a of its bytes): a line's keys and a span's are compared one
+/// by one only when their masks share a bit. By hand because it is a few lines and runs on a
+/// dozen bytes; a general-purpose hasher costs more than the comparisons it saves.
+fn key_bit(key: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    1 << (hash >> 58)
+}
 
 /// The layer; see the module documentation.
 pub struct JsonLogLayer {
@@ -500,7 +526,8 @@ impl JsonLogLayer {
                     local_span_id = local_span_id.or_else(|| Some(fields.local_span_id()));
                     run_trace = run_trace.or_else(|| fields.run_trace_id());
                 }
-                if fields.has_key_in(seen) {
+                let seen_mask = seen.iter().fold(0, |mask, key| mask | key_bit(key));
+                if fields.has_key_in(seen, seen_mask) {
                     fields.push_unseen(body, seen);
                 } else {
                     body.push_str(&fields.rendered);
@@ -545,21 +572,30 @@ fn level_name(level: &tracing::Level) -> &'static str {
 }
 
 /// Appends an id (16 or 8 bytes) as a JSON string of lower-case hex.
+///
+/// Why by hand: `hex::encode_to_slice` took about 500 instructions per id under callgrind, and
+/// every line carries two; a nibble table writes the digits in a few dozen.
 fn push_hex(out: &mut String, id: &[u8]) {
-    let mut buf = [0u8; 32];
-    let hex = &mut buf[..id.len() * 2];
-    if hex::encode_to_slice(id, hex).is_ok() {
-        out.push('"');
-        // `encode_to_slice` writes only ASCII hex digits.
-        out.push_str(std::str::from_utf8(hex).unwrap_or_default());
-        out.push('"');
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 2 + 2 * 16];
+    let Some(digits) = buf.get_mut(1..1 + 2 * id.len()) else {
+        return;
+    };
+    for (pair, byte) in digits.chunks_exact_mut(2).zip(id) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
     }
+    let end = 2 + 2 * id.len();
+    buf[0] = b'"';
+    buf[end - 1] = b'"';
+    // Only ASCII was written.
+    out.push_str(std::str::from_utf8(&buf[..end]).unwrap_or_default());
 }
 
 /// Appends `,"key":` and notes the key, unless it is reserved or already on the line: the first
 /// writer of a key wins. Says whether it appended.
 fn start_field(out: &mut String, seen: &mut Vec<&'static str>, key: &'static str) -> bool {
-    if seen.contains(&key) || RESERVED.contains(&key) {
+    if seen.contains(&key) || is_reserved(key) {
         return false;
     }
     seen.push(key);
@@ -670,37 +706,47 @@ fn needs_escape(word: u64) -> bool {
 }
 
 fn push_timestamp(out: &mut String) {
-    push_timestamp_at(out, time::OffsetDateTime::now_utc());
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    push_timestamp_at(
+        out,
+        i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+        since_epoch.subsec_millis(),
+    );
 }
 
-/// `"YYYY-MM-DDTHH:MM:SS.mmmZ"`. The part up to the seconds is formatted once per second per
-/// thread: most lines of a busy second share it, and formatting seven fields per line showed in the
-/// profile.
-fn push_timestamp_at(out: &mut String, now: time::OffsetDateTime) {
+/// `"YYYY-MM-DDTHH:MM:SS.mmmZ"` for a Unix time in seconds and milliseconds. The part up to the
+/// seconds is formatted once per second per thread: most lines of a busy second share it, and
+/// formatting seven fields per line showed in the profile. The clock is read as a plain duration
+/// since the epoch: building an `OffsetDateTime` for every line cost more than the rest of the
+/// timestamp.
+fn push_timestamp_at(out: &mut String, unix_secs: i64, millis: u32) {
     thread_local! {
         static PREFIX: std::cell::RefCell<(i64, String)> =
             const { std::cell::RefCell::new((i64::MIN, String::new())) };
     }
     PREFIX.with(|prefix| {
         let mut prefix = prefix.borrow_mut();
-        let second = now.unix_timestamp();
-        if prefix.0 != second {
+        if prefix.0 != unix_secs {
+            let at = time::OffsetDateTime::from_unix_timestamp(unix_secs)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
             prefix.1.clear();
             let _ = write!(
                 prefix.1,
                 "\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
-                now.year(),
-                u8::from(now.month()),
-                now.day(),
-                now.hour(),
-                now.minute(),
-                now.second(),
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second(),
             );
-            prefix.0 = second;
+            prefix.0 = unix_secs;
         }
         out.push_str(&prefix.1);
     });
-    let millis = now.millisecond();
+    let millis = millis.min(999);
     out.push(char::from(b'0' + (millis / 100) as u8));
     out.push(char::from(b'0' + (millis / 10 % 10) as u8));
     out.push(char::from(b'0' + (millis % 10) as u8));
@@ -736,7 +782,7 @@ mod tests {
             ),
         ] {
             let mut out = String::new();
-            push_timestamp_at(&mut out, at);
+            push_timestamp_at(&mut out, at.unix_timestamp(), u32::from(at.millisecond()));
             assert_eq!(out, format!("\"{want}\""));
         }
     }
@@ -871,6 +917,24 @@ mod tests {
             "{ts}"
         );
         assert_eq!(ts.len(), 24, "{ts}");
+    }
+
+    #[test]
+    fn every_reserved_key_is_caught_by_the_shortcut() {
+        for key in RESERVED {
+            assert!(is_reserved(key), "{key} would be written twice");
+        }
+        for key in f::TASK_IDENTITY.iter().chain(f::ACTIVITY_IDENTITY) {
+            assert!(!is_reserved(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn ids_are_written_as_lower_case_hex() {
+        let mut out = String::new();
+        push_hex(&mut out, &[0x00, 0x0f, 0xa5, 0xff]);
+        push_hex(&mut out, &[0xab; 16]);
+        assert_eq!(out, format!("\"000fa5ff\"\"{}\"", "ab".repeat(16)));
     }
 
     #[test]

@@ -85,24 +85,30 @@ impl SpanFields {
     /// Renders the fields `record` visits.
     fn from_record(capacity: usize, record: impl FnOnce(&mut SpanFieldWriter<'_>)) -> Self {
         let mut fields = SpanFields::new(capacity);
-        record(&mut SpanFieldWriter { out: &mut fields });
+        record(&mut SpanFieldWriter {
+            out: &mut fields,
+            replaced: false,
+        });
         fields
     }
 
     /// Appends `,"key":` and notes where the field starts; then the caller writes its value and
-    /// calls [`SpanFields::end`]. False for a reserved key or one already rendered (a value
-    /// recorded twice in one call keeps the first).
-    fn start(&mut self, key: &'static str) -> bool {
-        if is_reserved(key) || self.keys.iter().any(|(k, ..)| *k == key) {
-            return false;
+    /// calls [`SpanFields::end`]. Nothing for a reserved key or one already rendered.
+    fn start(&mut self, key: &'static str) -> Start {
+        let bit = key_bit(key);
+        if is_reserved(key, bit) {
+            return Start::Reserved;
         }
-        self.mask |= key_bit(key);
+        if self.mask & bit != 0 && self.keys.iter().any(|(k, ..)| *k == key) {
+            return Start::Present;
+        }
+        self.mask |= bit;
         let start = self.rendered.len();
         self.rendered.push(',');
         push_key(&mut self.rendered, key);
         let value = self.rendered.len();
         self.keys.push((key, start, value, value));
-        true
+        Start::New
     }
 
     fn end(&mut self) {
@@ -187,16 +193,32 @@ fn trace_id_of_run(run_id: &str) -> Option<TraceId> {
     (!run_id.is_empty()).then(|| TraceId::from_bytes(trace_id_for_run(run_id)))
 }
 
+/// What [`SpanFields::start`] did with a key.
+enum Start {
+    /// Started its field: write the value.
+    New,
+    /// The span has it already.
+    Present,
+    /// The layer writes that key itself.
+    Reserved,
+}
+
 /// Renders a span's fields into its [`SpanFields`] as they are visited.
 struct SpanFieldWriter<'a> {
     out: &'a mut SpanFields,
+    /// A visited key was rendered already (and kept its old value).
+    replaced: bool,
 }
 
 impl SpanFieldWriter<'_> {
     fn field(&mut self, field: &Field, value: impl FnOnce(&mut String)) {
-        if self.out.start(field.name()) {
-            value(&mut self.out.rendered);
-            self.out.end();
+        match self.out.start(field.name()) {
+            Start::New => {
+                value(&mut self.out.rendered);
+                self.out.end();
+            }
+            Start::Present => self.replaced = true,
+            Start::Reserved => {}
         }
     }
 }
@@ -317,20 +339,33 @@ const RESERVED: &[&str] = &[
     f::LOG_LOGGER,
 ];
 
-/// Whether the layer writes `key` itself. Every reserved key starts with `@` or has a dot, which
-/// no field of ours has (a test holds the reserved keys to it), so most keys are cleared without comparing
-/// them to the seven: that comparison ran for every field of every line.
-fn is_reserved(key: &str) -> bool {
-    key.bytes().any(|b| b == b'.' || b == b'@') && RESERVED.contains(&key)
+/// Whether the layer writes `key` (whose [`key_bit`] is `bit`) itself: compared with the seven
+/// only when its bit is one of theirs. That comparison used to run for every field of every line.
+fn is_reserved(key: &str, bit: u64) -> bool {
+    RESERVED_BITS & bit != 0 && RESERVED.contains(&key)
 }
+
+/// The [`key_bit`]s of the reserved keys.
+const RESERVED_BITS: u64 = {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < RESERVED.len() {
+        bits |= key_bit(RESERVED[i]);
+        i += 1;
+    }
+    bits
+};
 
 /// One of 64 bits for a key (FNV-1a of its bytes): a line's keys and a span's are compared one
 /// by one only when their masks share a bit. By hand because it is a few lines and runs on a
 /// dozen bytes; a general-purpose hasher costs more than the comparisons it saves.
-fn key_bit(key: &str) -> u64 {
+const fn key_bit(key: &str) -> u64 {
+    let bytes = key.as_bytes();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key.bytes() {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    let mut i = 0;
+    while i < bytes.len() {
+        hash = (hash ^ bytes[i] as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
     }
     1 << (hash >> 58)
 }
@@ -419,9 +454,21 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let recorded = SpanFields::from_record(values.len(), |w| values.record(w));
         let mut ext = span.extensions_mut();
-        if let Some(fields) = ext.get_mut::<SpanFields>() {
+        let Some(fields) = ext.get_mut::<SpanFields>() else {
+            return;
+        };
+        // A run id recorded now names the span's trace from now on.
+        fields.run_trace_id = OnceLock::new();
+        // The usual record fills a field declared `Empty`: it goes at the end, in place. A value
+        // recorded again rebuilds the fields with it.
+        let mut writer = SpanFieldWriter {
+            out: fields,
+            replaced: false,
+        };
+        values.record(&mut writer);
+        if writer.replaced {
+            let recorded = SpanFields::from_record(values.len(), |w| values.record(w));
             let merged = fields.merged(&recorded);
             // The ids an OpenTelemetry span gave the span's first line stay (see `otel_ids`).
             let otel_ids = std::mem::take(&mut fields.otel_ids);
@@ -595,7 +642,7 @@ fn push_hex(out: &mut String, id: &[u8]) {
 /// Appends `,"key":` and notes the key, unless it is reserved or already on the line: the first
 /// writer of a key wins. Says whether it appended.
 fn start_field(out: &mut String, seen: &mut Vec<&'static str>, key: &'static str) -> bool {
-    if seen.contains(&key) || is_reserved(key) {
+    if seen.contains(&key) || is_reserved(key, key_bit(key)) {
         return false;
     }
     seen.push(key);
@@ -920,12 +967,15 @@ mod tests {
     }
 
     #[test]
-    fn every_reserved_key_is_caught_by_the_shortcut() {
+    fn every_reserved_key_is_caught_by_its_bit() {
         for key in RESERVED {
-            assert!(is_reserved(key), "{key} would be written twice");
+            assert!(
+                is_reserved(key, key_bit(key)),
+                "{key} would be written twice"
+            );
         }
         for key in f::TASK_IDENTITY.iter().chain(f::ACTIVITY_IDENTITY) {
-            assert!(!is_reserved(key), "{key}");
+            assert!(!is_reserved(key, key_bit(key)), "{key}");
         }
     }
 

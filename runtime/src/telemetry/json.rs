@@ -41,8 +41,8 @@ pub trait LineSink: Send + Sync + 'static {
     }
 }
 
-/// Fields of one span, rendered once as JSON when the span is created (and again after a
-/// `record`), in the order they were declared or recorded.
+/// Fields of one span, rendered once as JSON when the span is created, in the order they were
+/// declared; a field recorded later is appended, a value recorded again replaced in place.
 struct SpanFields {
     /// `,"key":value` for every field (reserved keys left out), appended as is to every line of
     /// the span when none of its keys is taken already. Written straight from the recorded
@@ -82,25 +82,18 @@ impl SpanFields {
         }
     }
 
-    /// Renders the fields `record` visits.
-    fn from_record(capacity: usize, record: impl FnOnce(&mut SpanFieldWriter<'_>)) -> Self {
-        let mut fields = SpanFields::new(capacity);
-        record(&mut SpanFieldWriter {
-            out: &mut fields,
-            replaced: false,
-        });
-        fields
-    }
-
     /// Appends `,"key":` and notes where the field starts; then the caller writes its value and
-    /// calls [`SpanFields::end`]. Nothing for a reserved key or one already rendered.
+    /// calls [`SpanFields::end`]. Nothing for a reserved key or one already rendered (the
+    /// caller replaces that one's value).
     fn start(&mut self, key: &'static str) -> Start {
         let bit = key_bit(key);
         if is_reserved(key, bit) {
             return Start::Reserved;
         }
-        if self.mask & bit != 0 && self.keys.iter().any(|(k, ..)| *k == key) {
-            return Start::Present;
+        if self.mask & bit != 0 {
+            if let Some(i) = self.keys.iter().position(|(k, ..)| *k == key) {
+                return Start::Present(i);
+            }
         }
         self.mask |= bit;
         let start = self.rendered.len();
@@ -117,30 +110,19 @@ impl SpanFields {
         }
     }
 
-    /// The fields after a `record`: recorded values replace the ones of the same key in place,
-    /// new keys go at the end.
-    fn merged(&self, recorded: &SpanFields) -> SpanFields {
-        let mut out = SpanFields::new(self.keys.len() + recorded.keys.len());
-        let push = |out: &mut SpanFields, from: &SpanFields, i: usize| {
-            let (key, start, value, end) = from.keys[i];
-            let at = out.rendered.len();
-            out.rendered.push_str(&from.rendered[start..end]);
-            out.keys
-                .push((key, at, at + (value - start), at + (end - start)));
-            out.mask |= key_bit(key);
-        };
-        for (i, (key, ..)) in self.keys.iter().enumerate() {
-            match recorded.keys.iter().position(|(k, ..)| k == key) {
-                Some(j) => push(&mut out, recorded, j),
-                None => push(&mut out, self, i),
-            }
+    /// Replaces the value of the `i`th field with `text` (already JSON), moving the fields
+    /// after it.
+    fn replace_value(&mut self, i: usize, text: &str) {
+        let (_, _, value, end) = self.keys[i];
+        self.rendered.replace_range(value..end, text);
+        self.keys[i].3 = value + text.len();
+        // Every later offset is at least `end`, so this never goes below zero.
+        let moved = |at: &mut usize| *at = *at + text.len() - (end - value);
+        for (_, start, value, end) in &mut self.keys[i + 1..] {
+            moved(start);
+            moved(value);
+            moved(end);
         }
-        for (j, (key, ..)) in recorded.keys.iter().enumerate() {
-            if !self.keys.iter().any(|(k, ..)| k == key) {
-                push(&mut out, recorded, j);
-            }
-        }
-        out
     }
 
     fn local_span_id(&self) -> SpanId {
@@ -197,8 +179,8 @@ fn trace_id_of_run(run_id: &str) -> Option<TraceId> {
 enum Start {
     /// Started its field: write the value.
     New,
-    /// The span has it already.
-    Present,
+    /// The span has it already, as its `n`th field.
+    Present(usize),
     /// The layer writes that key itself.
     Reserved,
 }
@@ -206,8 +188,6 @@ enum Start {
 /// Renders a span's fields into its [`SpanFields`] as they are visited.
 struct SpanFieldWriter<'a> {
     out: &'a mut SpanFields,
-    /// A visited key was rendered already (and kept its old value).
-    replaced: bool,
 }
 
 impl SpanFieldWriter<'_> {
@@ -217,7 +197,11 @@ impl SpanFieldWriter<'_> {
                 value(&mut self.out.rendered);
                 self.out.end();
             }
-            Start::Present => self.replaced = true,
+            Start::Present(i) => {
+                let mut text = String::new();
+                value(&mut text);
+                self.out.replace_value(i, &text);
+            }
             Start::Reserved => {}
         }
     }
@@ -448,7 +432,8 @@ where
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let fields = SpanFields::from_record(attrs.fields().len(), |w| attrs.record(w));
+        let mut fields = SpanFields::new(attrs.fields().len());
+        attrs.record(&mut SpanFieldWriter { out: &mut fields });
         span.extensions_mut().insert(fields);
     }
 
@@ -460,23 +445,9 @@ where
         };
         // A run id recorded now names the span's trace from now on.
         fields.run_trace_id = OnceLock::new();
-        // The usual record fills a field declared `Empty`: it goes at the end, in place. A value
-        // recorded again rebuilds the fields with it.
-        let mut writer = SpanFieldWriter {
-            out: fields,
-            replaced: false,
-        };
-        values.record(&mut writer);
-        if writer.replaced {
-            let recorded = SpanFields::from_record(values.len(), |w| values.record(w));
-            let merged = fields.merged(&recorded);
-            // The ids an OpenTelemetry span gave the span's first line stay (see `otel_ids`).
-            let otel_ids = std::mem::take(&mut fields.otel_ids);
-            let local_span_id = std::mem::take(&mut fields.local_span_id);
-            *fields = merged;
-            fields.otel_ids = otel_ids;
-            fields.local_span_id = local_span_id;
-        }
+        // The usual record fills a field declared `Empty`: it goes at the end. A value recorded
+        // again replaces the old one in place. The span's ids stay (see `otel_ids`).
+        values.record(&mut SpanFieldWriter { out: fields });
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -557,6 +528,7 @@ impl JsonLogLayer {
         let mut local_span_id: Option<SpanId> = None;
         let mut otel: Option<(TraceId, SpanId)> = None;
         let mut leaf = true;
+        let mut seen_mask = seen.iter().fold(0, |mask, key| mask | key_bit(key));
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
                 let ext = span.extensions();
@@ -573,13 +545,13 @@ impl JsonLogLayer {
                     local_span_id = local_span_id.or_else(|| Some(fields.local_span_id()));
                     run_trace = run_trace.or_else(|| fields.run_trace_id());
                 }
-                let seen_mask = seen.iter().fold(0, |mask, key| mask | key_bit(key));
                 if fields.has_key_in(seen, seen_mask) {
                     fields.push_unseen(body, seen);
                 } else {
                     body.push_str(&fields.rendered);
                     seen.extend(fields.keys.iter().map(|(k, ..)| *k));
                 }
+                seen_mask |= fields.mask;
             }
         }
 
@@ -1007,7 +979,7 @@ mod tests {
             );
             let _s = span.enter();
             tracing::info!("First.");
-            span.record("stage", "stageB");
+            span.record("stage", "stageB, attempt 2");
             span.record("outcome", "completed");
             tracing::info!("Second.");
         });
@@ -1025,7 +997,7 @@ mod tests {
             "a span cannot override a reserved key"
         );
         assert_eq!(first["ratio"], Value::Null);
-        assert_eq!(second["stage"], "stageB", "{second}");
+        assert_eq!(second["stage"], "stageB, attempt 2", "{second}");
         assert_eq!(second["outcome"], "completed", "{second}");
         assert_eq!(second["media_uuid"], "m-1");
         assert_eq!(

@@ -1,9 +1,9 @@
 //! Local log output: JSON lines to stdout and to a size-rotated file in the log directory.
 //!
-//! One background thread owns both outputs; the log layer hands it finished lines through a
-//! bounded channel, so an event costs a channel send, and the thread writes whatever is waiting in
-//! one buffered write. When the channel is full the sender waits: local logs are the operator's
-//! record of last resort and are not dropped (only Logstash shipping is lossy under pressure).
+//! One background thread owns both outputs; the log layer copies finished lines into a bounded
+//! [`LineQueue`], so an event costs a copy, and the thread writes whatever is waiting in one
+//! write. When the queue is full the logging thread waits: local logs are the operator's record
+//! of last resort and are not dropped (only Logstash shipping is lossy under pressure).
 //!
 //! Rotation is by size: `<name>.log` is renamed `<name>.log.1` (older ones shift up to
 //! `log_files_kept`, the oldest is deleted) once it would exceed `max_bytes`. `tracing-appender`
@@ -15,18 +15,19 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::json::LineSink;
+use super::line_queue::{Batch, CloseOnDrop, LineQueue, Wait};
 use super::TelemetryError;
 
 /// Base name of the log files; `swf-runtime logs` reads `*.log` and `*.log.N` in the directory.
 pub const LOG_FILE_NAME: &str = "swf-runtime.log";
 
-const CHANNEL_LINES: usize = 16_384;
+const QUEUE_LINES: usize = 16_384;
 /// After the first line of a burst the thread waits this long before writing what has queued.
 /// A busy process then wakes it about 20 times a second instead of once per line: on two cores
 /// each wake-up preempts a worker (and costs it its caches), which costs more than the writing.
@@ -35,7 +36,6 @@ const CHANNEL_LINES: usize = 16_384;
 const LINGER: Duration = Duration::from_millis(50);
 
 enum Msg {
-    Line(Arc<str>),
     Flush(SyncSender<()>),
     Stop,
 }
@@ -121,6 +121,22 @@ impl RotatingFile {
         Ok(())
     }
 
+    /// Appends whole lines, each already followed by its newline: in one write when they fit
+    /// in the current file, else line by line so that rotation falls between lines.
+    pub fn write_lines<'a>(
+        &mut self,
+        bytes: &[u8],
+        lines: impl IntoIterator<Item = &'a str>,
+    ) -> io::Result<()> {
+        let len = bytes.len() as u64;
+        if self.size + len <= self.max_bytes {
+            self.out.write_all(bytes)?;
+            self.size += len;
+            return Ok(());
+        }
+        lines.into_iter().try_for_each(|line| self.write_line(line))
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -128,7 +144,7 @@ impl RotatingFile {
 
 /// The stdout + file sink; cheap to call from any thread.
 pub struct LocalWriter {
-    tx: SyncSender<Msg>,
+    queue: Arc<LineQueue<Msg>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -147,16 +163,19 @@ impl LocalWriter {
         if !stdout && file.is_none() {
             return Ok(None);
         }
-        let (tx, rx) = sync_channel(CHANNEL_LINES);
-        let thread = std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || run(rx, stdout, file))
-            .map_err(|source| TelemetryError::Io {
-                path: PathBuf::from("<log-writer thread>"),
-                source,
-            })?;
+        let queue = Arc::new(LineQueue::new(QUEUE_LINES));
+        let thread = {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name("log-writer".into())
+                .spawn(move || run(&queue, stdout, file))
+                .map_err(|source| TelemetryError::Io {
+                    path: PathBuf::from("<log-writer thread>"),
+                    source,
+                })?
+        };
         Ok(Some(LocalWriter {
-            tx,
+            queue,
             thread: Mutex::new(Some(thread)),
         }))
     }
@@ -164,7 +183,7 @@ impl LocalWriter {
     /// Waits (at most `timeout`) until every line sent before this call is written out.
     pub fn flush(&self, timeout: Duration) -> bool {
         let (done_tx, done_rx) = sync_channel(1);
-        if self.tx.send(Msg::Flush(done_tx)).is_err() {
+        if self.queue.send(Msg::Flush(done_tx)).is_err() {
             return false;
         }
         done_rx.recv_timeout(timeout).is_ok()
@@ -172,7 +191,7 @@ impl LocalWriter {
 
     /// Flushes and stops the writer thread; later lines are discarded.
     pub fn shutdown(&self) {
-        let _ = self.tx.send(Msg::Stop);
+        let _ = self.queue.send(Msg::Stop);
         let handle = self.thread.lock().ok().and_then(|mut t| t.take());
         if let Some(handle) = handle {
             let _ = handle.join();
@@ -182,22 +201,12 @@ impl LocalWriter {
 
 impl LineSink for LocalWriter {
     fn write_line(&self, line: &str) {
-        self.write_shared(&Arc::from(line));
-    }
-
-    fn write_shared(&self, line: &Arc<str>) {
-        match self.tx.try_send(Msg::Line(line.clone())) {
-            Ok(()) => {}
-            // Backpressure on purpose: local logs are not dropped (see the module doc).
-            Err(TrySendError::Full(msg)) => {
-                let _ = self.tx.send(msg);
-            }
-            Err(TrySendError::Disconnected(_)) => {}
-        }
+        // Blocks when full on purpose: local logs are not dropped (see the module doc).
+        self.queue.push(line, true);
     }
 }
 
-fn run(rx: Receiver<Msg>, stdout: bool, mut file: Option<RotatingFile>) {
+fn run(queue: &LineQueue<Msg>, stdout: bool, mut file: Option<RotatingFile>) {
     let mut out = stdout.then(|| BufWriter::with_capacity(64 * 1024, io::stdout()));
     let mut reported = false;
     let mut report = |err: io::Error| {
@@ -206,54 +215,40 @@ fn run(rx: Receiver<Msg>, stdout: bool, mut file: Option<RotatingFile>) {
             eprintln!("Cannot write the local log: {err}.");
         }
     };
-    while let Ok(first) = rx.recv() {
-        if matches!(first, Msg::Line(_)) {
-            std::thread::sleep(LINGER);
+    // However the thread ends, a logging thread must not wait on a queue nobody drains.
+    let _close = CloseOnDrop(queue);
+    let mut batch = Batch::default();
+    let wait = Wait::Forever { linger: LINGER };
+    loop {
+        batch.clear_lines();
+        if !queue.take(wait, &mut batch) {
+            return; // closed
         }
-        let mut next = Some(first);
-        let mut waiters = Vec::new();
-        let mut stop = false;
-        // Write everything already waiting before flushing: one syscall per burst, not per line.
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Line(line) => {
-                    if let Some(out) = out.as_mut() {
-                        if let Err(err) = out
-                            .write_all(line.as_bytes())
-                            .and_then(|()| out.write_all(b"\n"))
-                        {
-                            report(err);
-                        }
-                    }
-                    if let Some(file) = file.as_mut() {
-                        if let Err(err) = file.write_line(&line) {
-                            report(err);
-                        }
-                    }
-                }
-                Msg::Flush(done) => waiters.push(done),
-                Msg::Stop => {
-                    stop = true;
-                    break;
-                }
-            }
-            next = rx.try_recv().ok();
-        }
+        // Everything taken goes out before flushing: one write per burst, not per line.
         if let Some(out) = out.as_mut() {
-            if let Err(err) = out.flush() {
+            if let Err(err) = out.write_all(&batch.bytes).and_then(|()| out.flush()) {
                 report(err);
             }
         }
         if let Some(file) = file.as_mut() {
-            if let Err(err) = file.flush() {
+            if let Err(err) = file
+                .write_lines(&batch.bytes, batch.lines())
+                .and_then(|()| file.flush())
+            {
                 report(err);
             }
         }
-        for done in waiters {
-            let _ = done.send(());
+        let mut stop = false;
+        for msg in batch.control.drain(..) {
+            match msg {
+                Msg::Flush(done) => {
+                    let _ = done.send(());
+                }
+                Msg::Stop => stop = true,
+            }
         }
         if stop {
-            break;
+            return;
         }
     }
 }

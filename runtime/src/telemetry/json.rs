@@ -10,8 +10,8 @@
 //!
 //! Lifecycle: span fields are captured when a span is created and updated on `record`, stored in
 //! the span's extensions and freed with it. Each event is rendered once, in buffers the thread
-//! reuses, into one shared `Arc<str>` handed to every [`LineSink`] (stdout/file writer, Logstash
-//! shipper); sinks never block for long.
+//! reuses, and handed to every [`LineSink`] (stdout/file writer, Logstash shipper) to copy; sinks
+//! never block for long.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
@@ -33,12 +33,6 @@ use crate::envelope::trace_id_for_run;
 /// Implementations must return quickly and must not emit `tracing` events (that would recurse).
 pub trait LineSink: Send + Sync + 'static {
     fn write_line(&self, line: &str);
-
-    /// The same line, shared: a sink that keeps lines takes a reference instead of a copy, so
-    /// several sinks share one allocation.
-    fn write_shared(&self, line: &Arc<str>) {
-        self.write_line(line);
-    }
 }
 
 /// Fields of one span, rendered once as JSON when the span is created, in the order they were
@@ -454,20 +448,17 @@ where
         if self.sinks.is_empty() {
             return;
         }
-        let line = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut scratch) => self.render(event, &ctx, &mut scratch),
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => self.emit(event, &ctx, &mut scratch),
             // `tracing` does not dispatch an event raised while one is dispatched on this thread,
             // so the buffers are never taken here; fresh ones rather than a panic if they were.
-            Err(_) => self.render(event, &ctx, &mut Scratch::default()),
+            Err(_) => self.emit(event, &ctx, &mut Scratch::default()),
         });
-        for sink in &self.sinks {
-            sink.write_shared(&line);
-        }
     }
 }
 
-/// Buffers one line is built in, kept per thread and reused: the line's only allocation is then
-/// the shared copy the sinks receive.
+/// Buffers one line is built in, kept per thread and reused: a line allocates nothing (each sink
+/// copies it into its queue's buffer, which is reused too).
 #[derive(Default)]
 struct Scratch {
     line: String,
@@ -484,7 +475,8 @@ thread_local! {
 const SCRATCH_KEEP_BYTES: usize = 64 * 1024;
 
 impl JsonLogLayer {
-    fn render<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, scratch: &mut Scratch) -> Arc<str>
+    /// Renders the event into `scratch.line` and hands it to every sink.
+    fn emit<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, scratch: &mut Scratch)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -569,13 +561,14 @@ impl JsonLogLayer {
         }
         line.push_str(body);
         line.push('}');
-        let shared = Arc::from(line.as_str());
+        for sink in &self.sinks {
+            sink.write_line(line);
+        }
         for buf in [line, body, message] {
             if buf.capacity() > SCRATCH_KEEP_BYTES {
                 *buf = String::new();
             }
         }
-        shared
     }
 }
 

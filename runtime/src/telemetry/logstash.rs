@@ -1,8 +1,8 @@
 //! Shipping JSON lines to Logstash's `tcp` input (`json_lines` codec) without ever blocking the
 //! work that logs.
 //!
-//! The log layer hands each line to [`LogstashShipper::write_line`], a `try_send` into a bounded
-//! in-memory queue; when the queue is full the line is dropped and counted. One background thread
+//! The log layer hands each line to [`LogstashShipper::write_line`], a copy into a bounded
+//! in-memory [`LineQueue`]; when the queue is full the line is dropped and counted. One background thread
 //! owns the connection and the on-disk [`Spool`]:
 //! - connected and the spool empty: lines go straight to the socket;
 //! - unreachable: lines go to the spool, and the thread reconnects with exponential backoff
@@ -24,18 +24,16 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::events::{LogLinesShipped, LogLinesSpooled, TelemetryDropped, TelemetryEvent};
 use super::json::LineSink;
+use super::line_queue::{Batch, CloseOnDrop, LineQueue, Push, Wait};
 use super::spool::Spool;
 use super::{TelemetryConfig, TelemetryError};
 
-/// Lines written to the socket per write call, at most.
-const BATCH_LINES: usize = 1024;
 /// When idle, the thread waits this long after the first new line before sending, so a busy
 /// process wakes it (and pays a write and a peer check) about 20 times a second rather than once
 /// per line; per-line wake-ups were most of the shipper's cost on two cores (20 ms still meant
@@ -92,7 +90,6 @@ pub struct StatsSnapshot {
 }
 
 enum Msg {
-    Line(Arc<str>),
     Shutdown(Instant),
 }
 
@@ -122,7 +119,7 @@ impl DropReporter {
 }
 
 pub struct LogstashShipper {
-    tx: SyncSender<Msg>,
+    queue: Arc<LineQueue<Msg>>,
     stats: Arc<ShipperStats>,
     drops: Arc<DropReporter>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -142,12 +139,12 @@ impl LogstashShipper {
                 "logstash_addr is empty".into(),
             ));
         }
-        let (tx, rx) = sync_channel(cfg.queue_lines.max(1));
+        let queue = Arc::new(LineQueue::new(cfg.queue_lines));
         let stats = Arc::new(ShipperStats::default());
         let drops = Arc::new(DropReporter::default());
         let worker = Worker {
             cfg: cfg.clone(),
-            rx,
+            queue: queue.clone(),
             spool,
             conn: None,
             backoff: cfg.backoff_min,
@@ -163,7 +160,7 @@ impl LogstashShipper {
                 source,
             })?;
         Ok(LogstashShipper {
-            tx,
+            queue,
             stats,
             drops,
             thread: Mutex::new(Some(thread)),
@@ -181,7 +178,7 @@ impl LogstashShipper {
 
     /// Delivers what is queued (giving up at `deadline` from now), spools the rest and stops.
     pub fn shutdown(&self, deadline: Duration) {
-        let _ = self.tx.send(Msg::Shutdown(Instant::now() + deadline));
+        let _ = self.queue.send(Msg::Shutdown(Instant::now() + deadline));
         let handle = self.thread.lock().ok().and_then(|mut t| t.take());
         if let Some(handle) = handle {
             let _ = handle.join();
@@ -197,21 +194,16 @@ impl Drop for LogstashShipper {
 
 impl LineSink for LogstashShipper {
     fn write_line(&self, line: &str) {
-        self.write_shared(&Arc::from(line));
-    }
-
-    fn write_shared(&self, line: &Arc<str>) {
-        match self.tx.try_send(Msg::Line(line.clone())) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.drops.dropped(&self.stats, 1, "queue_full"),
-            Err(TrySendError::Disconnected(_)) => {}
+        match self.queue.push(line, false) {
+            Push::Queued | Push::Closed => {}
+            Push::Full => self.drops.dropped(&self.stats, 1, "queue_full"),
         }
     }
 }
 
 struct Worker {
     cfg: ShipperConfig,
-    rx: Receiver<Msg>,
+    queue: Arc<LineQueue<Msg>>,
     spool: Spool,
     conn: Option<TcpStream>,
     backoff: Duration,
@@ -222,26 +214,27 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        let mut pending: Vec<Arc<str>> = Vec::new();
+        let queue = self.queue.clone();
+        let _close = CloseOnDrop(&queue);
+        // Every pass ends with these lines sent or spooled, so the next take finds it empty.
+        let mut pending: Batch<Msg> = Batch::default();
         let mut shutdown: Option<Instant> = None;
         loop {
             // Wait for lines, but not past the next reconnect attempt when there is a backlog,
             // and not at all while the spool can be delivered.
-            let backlog = !self.spool.is_empty() || !pending.is_empty();
+            let backlog = !self.spool.is_empty();
             let wait = match (&self.conn, backlog) {
                 _ if shutdown.is_some() => Some(Duration::ZERO),
                 (Some(_), true) => Some(Duration::ZERO),
                 (None, true) => Some(self.next_attempt.saturating_duration_since(Instant::now())),
                 (_, false) => None,
             };
-            match self.receive(wait, &mut pending) {
-                Received::Shutdown(deadline) => shutdown = Some(deadline),
-                Received::Closed => shutdown = shutdown.or(Some(Instant::now())),
-                Received::Lines | Received::Nothing => {}
+            if let Some(deadline) = self.receive(wait, &mut pending) {
+                shutdown = Some(deadline);
             }
 
             if self.conn.is_none()
-                && (!self.spool.is_empty() || !pending.is_empty())
+                && (!self.spool.is_empty() || pending.lines > 0)
                 && Instant::now() >= self.next_attempt
                 && shutdown.is_none_or(|d| Instant::now() < d)
             {
@@ -255,25 +248,24 @@ impl Worker {
                 // Order: what waits on disk goes first, newer lines queue behind it.
                 self.spool_lines(&mut pending);
                 self.deliver_spool(shutdown);
-            } else if self.conn.is_some() && !pending.is_empty() {
-                if let Err(err) = self.send_batch(&pending) {
+            } else if self.conn.is_some() && pending.lines > 0 {
+                if let Err(err) = self.send_bytes(&pending.bytes) {
                     self.connection_lost(&err);
                     self.spool_lines(&mut pending);
                 } else {
-                    self.delivered(pending.len());
-                    pending.clear();
+                    self.delivered(pending.lines);
+                    pending.clear_lines();
                 }
-            } else if !pending.is_empty() {
+            } else if pending.lines > 0 {
                 self.spool_lines(&mut pending);
             }
 
             if let Some(deadline) = shutdown {
-                let done = self.spool.is_empty() && pending.is_empty();
+                let done = self.spool.is_empty() && pending.lines == 0;
                 if done || Instant::now() >= deadline || self.conn.is_none() {
                     // Whatever is still in the queue goes to disk for the next process.
-                    while let Ok(Msg::Line(line)) = self.rx.try_recv() {
-                        pending.push(line);
-                    }
+                    self.spool_lines(&mut pending);
+                    self.queue.take(Wait::Never, &mut pending);
                     self.spool_lines(&mut pending);
                     return;
                 }
@@ -281,40 +273,20 @@ impl Worker {
         }
     }
 
-    fn receive(&mut self, wait: Option<Duration>, pending: &mut Vec<Arc<str>>) -> Received {
-        let first = match wait {
-            None => match self.rx.recv() {
-                Ok(msg) => {
-                    if matches!(msg, Msg::Line(_)) {
-                        std::thread::sleep(LINGER);
-                    }
-                    msg
-                }
-                Err(_) => return Received::Closed,
-            },
-            Some(timeout) if timeout.is_zero() => match self.rx.try_recv() {
-                Ok(msg) => msg,
-                Err(std::sync::mpsc::TryRecvError::Empty) => return Received::Nothing,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => return Received::Closed,
-            },
-            Some(timeout) => match self.rx.recv_timeout(timeout) {
-                Ok(msg) => msg,
-                Err(RecvTimeoutError::Timeout) => return Received::Nothing,
-                Err(RecvTimeoutError::Disconnected) => return Received::Closed,
-            },
+    /// Takes what is queued into `pending` (waiting as `wait` says: `None` until something comes,
+    /// then [`LINGER`] more); returns the deadline of a shutdown asked for.
+    fn receive(&mut self, wait: Option<Duration>, pending: &mut Batch<Msg>) -> Option<Instant> {
+        let wait = match wait {
+            None => Wait::Forever { linger: LINGER },
+            Some(timeout) if timeout.is_zero() => Wait::Never,
+            Some(timeout) => Wait::For(timeout),
         };
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Line(line) => pending.push(line),
-                Msg::Shutdown(deadline) => return Received::Shutdown(deadline),
-            }
-            if pending.len() >= BATCH_LINES {
-                break;
-            }
-            next = self.rx.try_recv().ok();
-        }
-        Received::Lines
+        self.queue.take(wait, pending);
+        pending
+            .control
+            .drain(..)
+            .map(|Msg::Shutdown(deadline)| deadline)
+            .min()
     }
 
     fn connect(&mut self) {
@@ -370,18 +342,23 @@ impl Worker {
         closed || stream.set_nonblocking(false).is_err()
     }
 
-    fn send_batch<L: AsRef<str>>(&mut self, lines: &[L]) -> io::Result<()> {
+    fn send_lines(&mut self, lines: &[String]) -> io::Result<()> {
+        let total: usize = lines.iter().map(|l| l.len() + 1).sum();
+        let mut buf = Vec::with_capacity(total);
+        for line in lines {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
+        self.send_bytes(&buf)
+    }
+
+    /// Writes whole lines, each followed by its newline.
+    fn send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
         let stream = self
             .conn
             .as_mut()
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
-        let total: usize = lines.iter().map(|l| l.as_ref().len() + 1).sum();
-        let mut buf = Vec::with_capacity(total);
-        for line in lines {
-            buf.extend_from_slice(line.as_ref().as_bytes());
-            buf.push(b'\n');
-        }
-        stream.write_all(&buf)?;
+        stream.write_all(bytes)?;
         stream.flush()
     }
 
@@ -399,11 +376,11 @@ impl Worker {
         self.drops.recovered();
     }
 
-    fn spool_lines(&mut self, pending: &mut Vec<Arc<str>>) {
-        if pending.is_empty() {
+    fn spool_lines(&mut self, pending: &mut Batch<Msg>) {
+        if pending.lines == 0 {
             return;
         }
-        let taken = match self.spool.append(pending.iter().map(|l| &**l)) {
+        let taken = match self.spool.append(pending.lines()) {
             Ok(taken) => taken,
             Err(err) => {
                 eprintln!(
@@ -423,8 +400,8 @@ impl Worker {
             .emit();
         }
         self.drops
-            .dropped(&self.stats, (pending.len() - taken) as u64, "spool_full");
-        pending.clear();
+            .dropped(&self.stats, (pending.lines - taken) as u64, "spool_full");
+        pending.clear_lines();
     }
 
     /// Sends one batch of spooled lines, so that the queue is drained into the spool between
@@ -443,7 +420,7 @@ impl Worker {
                 }
             };
             let (lines, cursor) = batch;
-            if let Err(err) = self.send_batch(&lines) {
+            if let Err(err) = self.send_lines(&lines) {
                 self.connection_lost(&err);
                 return;
             }
@@ -460,13 +437,6 @@ impl Worker {
             }
         }
     }
-}
-
-enum Received {
-    Lines,
-    Nothing,
-    Shutdown(Instant),
-    Closed,
 }
 
 fn resolve(addr: &str) -> io::Result<SocketAddr> {

@@ -20,6 +20,7 @@ pub mod events;
 pub mod fields;
 pub mod file;
 pub mod json;
+pub mod line_queue;
 pub mod logstash;
 pub mod metrics;
 pub mod otlp;

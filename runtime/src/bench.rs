@@ -56,6 +56,9 @@ pub struct BenchReport {
     /// `--telemetry compare` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compare: Option<TelemetryCompare>,
+    /// `--local-sinks` only: what the Logstash and OTLP stand-ins received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sinks: Option<crate::bench_sinks::SinkFigures>,
 }
 
 /// The same workload with telemetry on and off, in alternating slices of one run: slow and fast
@@ -456,6 +459,15 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
     let mut tcfg = cfg.telemetry.clone();
     tcfg.enabled = telemetry_on;
     tcfg.log_stdout = false;
+    let sinks = if args.local_sinks {
+        let sinks = crate::bench_sinks::LocalSinks::start().await?;
+        tcfg.logstash_addr = Some(sinks.logstash_addr.to_string());
+        tcfg.otlp_endpoint = Some(sinks.otlp_endpoint.clone());
+        tcfg.otlp_protocol = crate::telemetry::OtlpProtocol::Http;
+        Some(sinks)
+    } else {
+        None
+    };
     if tcfg.log_dir.is_none() {
         tcfg.log_dir = Some(cfg.data_dir.join("logs"));
     }
@@ -600,7 +612,7 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
     for v in [&mut s2s, &mut dec, &mut e2e] {
         v.sort_by(f64::total_cmp);
     }
-    let report = BenchReport {
+    let mut report = BenchReport {
         executions: executions.len(),
         completed,
         wall_secs: wall,
@@ -617,9 +629,14 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
         endpoint: backend.endpoint.clone(),
         telemetry: telemetry_on,
         compare: compare.then(|| summarize(&slices)),
+        sinks: None,
     };
     backend.shutdown().await;
     guard.shutdown().await;
+    // After the guard: every line and span is flushed and the shipper's connection closed.
+    if let Some(sinks) = sinks {
+        report.sinks = Some(sinks.stop().await);
+    }
     if owns_data_dir {
         let _ = std::fs::remove_dir_all(&tmp);
     }
@@ -674,6 +691,15 @@ pub async fn bench(mut cfg: Config, args: BenchArgs) -> Result<ExitCode, Command
                 "telemetry                {}",
                 if telemetry_on { "on" } else { "off" }
             ),
+        }
+        if let Some(k) = &report.sinks {
+            println!(
+                "local sinks              Logstash stand-in {} lines ({:.1} MB), OTLP receiver {} requests ({:.1} MB)",
+                k.logstash_lines,
+                k.logstash_bytes as f64 / 1e6,
+                k.otlp_requests,
+                k.otlp_bytes as f64 / 1e6
+            );
         }
     }
     Ok(if completed == executions.len() {

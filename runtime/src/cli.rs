@@ -262,6 +262,11 @@ pub struct BenchArgs {
     /// Activity slots per task list.
     #[arg(long, default_value_t = 256)]
     pub slots: usize,
+    /// Ship logs and spans to a Logstash stand-in and an OTLP/HTTP receiver started in this
+    /// process on loopback (they count what they get and discard it), instead of the configured
+    /// `logstash_addr` and `otlp_endpoint`.
+    #[arg(long)]
+    pub local_sinks: bool,
     #[arg(long)]
     pub json: bool,
 }

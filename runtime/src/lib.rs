@@ -9,6 +9,7 @@
 pub mod app;
 pub mod backoff;
 pub mod bench;
+pub mod bench_sinks;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -174,7 +174,10 @@ impl<C> LineQueue<C> {
     /// Takes everything queued into `into` (whose lines must have been cleared), handing the
     /// queue `into`'s emptied buffer in exchange. Returns false when it waited and got nothing.
     pub fn take(&self, wait: Wait, into: &mut Batch<C>) -> bool {
-        debug_assert_eq!(into.lines, 0, "take into a batch whose lines were not cleared");
+        debug_assert_eq!(
+            into.lines, 0,
+            "take into a batch whose lines were not cleared"
+        );
         let mut st = self.lock();
         let empty = |st: &State<C>| st.lines == 0 && st.control.is_empty();
         if empty(&st) {

@@ -2,8 +2,8 @@
 //! work that logs.
 //!
 //! The log layer hands each line to [`LogstashShipper::write_line`], a copy into a bounded
-//! in-memory [`LineQueue`]; when the queue is full the line is dropped and counted. One background thread
-//! owns the connection and the on-disk [`Spool`]:
+//! in-memory [`LineQueue`]; when the queue is full the line is dropped and counted. One background
+//! thread owns the connection and the on-disk [`Spool`]:
 //! - connected and the spool empty: lines go straight to the socket;
 //! - unreachable: lines go to the spool, and the thread reconnects with exponential backoff
 //!   (`backoff_min` doubling up to `backoff_max`);

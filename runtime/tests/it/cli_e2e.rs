@@ -674,6 +674,54 @@ fn the_demo_runs_the_pipeline_and_prints_each_timeline() -> Result<()> {
     Ok(())
 }
 
+/// The telemetry benchmark as the README runs it, small: both sides of `--telemetry compare`
+/// measured, and with `--local-sinks` every log line written to the local file also reached the
+/// Logstash stand-in, and spans reached the OTLP receiver.
+#[test]
+fn the_bench_compares_telemetry_on_and_off_and_ships_to_the_local_sinks() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let mut cmd = swf_runtime(dir.path());
+    cmd.args([
+        "bench",
+        "--workflows",
+        "8",
+        "--concurrency",
+        "4",
+        "--slots",
+        "8",
+    ])
+    .args([
+        "--telemetry",
+        "compare",
+        "--slices",
+        "2",
+        "--local-sinks",
+        "--json",
+    ])
+    .arg("--data-dir")
+    .arg(&data);
+    let out = run_bounded(cmd, SLOW)?;
+    expect_ok(&out, "bench");
+    let report: Value = serde_json::from_str(out.stdout.lines().last().unwrap_or_default())?;
+    assert_eq!(report["completed"], 8, "{out}");
+    let compare = &report["compare"];
+    assert_eq!(compare["slices"], 2, "{out}");
+    for side in ["on_executions_per_second", "off_executions_per_second"] {
+        assert!(compare[side].as_f64().unwrap_or(0.0) > 0.0, "{side}: {out}");
+    }
+    let sinks = &report["sinks"];
+    let log = std::fs::read_to_string(data.join("logs/swf-runtime.log"))?;
+    let lines = log.lines().count() as u64;
+    // Both warm-up slices and the "on" slice log; an "off" slice logs nothing.
+    assert!(lines >= 8, "{lines} lines in the local log:\n{out}");
+    assert_eq!(sinks["logstash_lines"], lines, "{out}");
+    assert_eq!(sinks["logstash_bytes"], log.len() as u64, "{out}");
+    assert!(sinks["otlp_requests"].as_u64().unwrap_or(0) >= 1, "{out}");
+    assert!(sinks["otlp_bytes"].as_u64().unwrap_or(0) > 0, "{out}");
+    Ok(())
+}
+
 #[test]
 fn the_demo_exits_non_zero_when_an_execution_fails() -> Result<()> {
     let dir = tempfile::tempdir()?;

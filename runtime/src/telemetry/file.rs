@@ -109,32 +109,24 @@ impl RotatingFile {
         Ok(())
     }
 
-    /// Appends one line (a newline is added); rotates first when the line would not fit.
-    pub fn write_line(&mut self, line: &str) -> io::Result<()> {
-        let len = line.len() as u64 + 1;
-        if self.size > 0 && self.size + len > self.max_bytes {
-            self.rotate()?;
-        }
-        self.out.write_all(line.as_bytes())?;
-        self.out.write_all(b"\n")?;
-        self.size += len;
-        Ok(())
-    }
-
     /// Appends whole lines, each already followed by its newline: in one write when they fit
-    /// in the current file, else line by line so that rotation falls between lines.
-    pub fn write_lines<'a>(
-        &mut self,
-        bytes: &[u8],
-        lines: impl IntoIterator<Item = &'a str>,
-    ) -> io::Result<()> {
+    /// in the current file, else line by line, rotating before a line that would not fit.
+    pub fn write_lines(&mut self, bytes: &[u8]) -> io::Result<()> {
         let len = bytes.len() as u64;
         if self.size + len <= self.max_bytes {
             self.out.write_all(bytes)?;
             self.size += len;
             return Ok(());
         }
-        lines.into_iter().try_for_each(|line| self.write_line(line))
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            let len = line.len() as u64;
+            if self.size > 0 && self.size + len > self.max_bytes {
+                self.rotate()?;
+            }
+            self.out.write_all(line)?;
+            self.size += len;
+        }
+        Ok(())
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -231,10 +223,7 @@ fn run(queue: &LineQueue<Msg>, stdout: bool, mut file: Option<RotatingFile>) {
             }
         }
         if let Some(file) = file.as_mut() {
-            if let Err(err) = file
-                .write_lines(&batch.bytes, batch.lines())
-                .and_then(|()| file.flush())
-            {
+            if let Err(err) = file.write_lines(&batch.bytes).and_then(|()| file.flush()) {
                 report(err);
             }
         }
@@ -262,7 +251,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut f = RotatingFile::open(dir.path(), "t.log", 100, 2).unwrap();
         for i in 0..20 {
-            f.write_line(&format!("{{\"n\":{i:040}}}")).unwrap();
+            f.write_lines(format!("{{\"n\":{i:040}}}\n").as_bytes())
+                .unwrap();
         }
         f.flush().unwrap();
         let mut names: Vec<String> = std::fs::read_dir(dir.path())
@@ -277,5 +267,20 @@ mod tests {
         }
         let current = std::fs::read_to_string(dir.path().join("t.log")).unwrap();
         assert!(current.ends_with(&format!("{:040}}}\n", 19)));
+    }
+
+    #[test]
+    fn a_batch_that_does_not_fit_rotates_between_its_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = RotatingFile::open(dir.path(), "t.log", 100, 5).unwrap();
+        let line = |i: usize| format!("{{\"n\":{i:040}}}\n");
+        let batch: String = (0..5).map(line).collect();
+        f.write_lines(batch.as_bytes()).unwrap();
+        f.flush().unwrap();
+        // 49 bytes a line: two per file, oldest in the highest-numbered file, none cut.
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!(read("t.log.2"), line(0) + &line(1));
+        assert_eq!(read("t.log.1"), line(2) + &line(3));
+        assert_eq!(read("t.log"), line(4));
     }
 }

@@ -172,7 +172,8 @@ impl<C> LineQueue<C> {
     }
 
     /// Takes everything queued into `into` (whose lines must have been cleared), handing the
-    /// queue `into`'s emptied buffer in exchange. Returns false when it waited and got nothing.
+    /// queue `into`'s emptied buffer in exchange. Returns whether anything was taken (nothing:
+    /// the wait ended empty, or the queue is closed).
     pub fn take(&self, wait: Wait, into: &mut Batch<C>) -> bool {
         debug_assert_eq!(
             into.lines, 0,
